@@ -1,0 +1,165 @@
+"""The run directory's contract in code: file names, Arrow schemas and atomic writers.
+
+`docs/run-format.md` is the prose; this module is what writers and readers import so that the
+two never drift (``tests/test_run_format.py`` checks them against each other). It is light:
+pyarrow is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LOADGEN_FILE",
+    "MANIFEST_FILE",
+    "PROBES_FILE",
+    "REQUESTS_FILE",
+    "REQUEST_STATUSES",
+    "SAMPLES_FILE",
+    "SUMMARY_FILE",
+    "TOKENS_FILE",
+    "labels_to_str",
+    "requests_schema",
+    "samples_schema",
+    "tokens_schema",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_parquet_atomic",
+]
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "run.json"
+REQUESTS_FILE = "requests.parquet"
+TOKENS_FILE = "tokens.parquet"
+LOADGEN_FILE = "loadgen.parquet"
+SAMPLES_FILE = "samples.parquet"
+PROBES_FILE = "probes.json"
+SUMMARY_FILE = "summary.json"
+
+REQUEST_STATUSES = ("ok", "http_error", "timeout", "disconnected", "malformed", "connection_error", "dropped")
+
+# (name, arrow type name, nullable) in documented order.
+_REQUEST_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("request_id", "string", False),
+    ("worker", "string", False),
+    ("stage", "string", False),
+    ("offered_load", "float64", True),
+    ("endpoint", "string", False),
+    ("stream", "bool", False),
+    ("intended_start", "float64", False),
+    ("start", "float64", False),
+    ("first_token", "float64", True),
+    ("end", "float64", False),
+    ("status", "string", False),
+    ("http_status", "int32", True),
+    ("error", "string", True),
+    ("prompt_tokens", "int32", True),
+    ("output_tokens", "int32", True),
+    ("output_chunks", "int32", False),
+    ("token_mismatch", "bool", False),
+    ("input_tokens_requested", "int32", True),
+    ("max_tokens", "int32", True),
+    ("ttft_s", "float64", True),
+    ("e2e_s", "float64", False),
+    ("ttft_intended_s", "float64", True),
+    ("e2e_intended_s", "float64", False),
+)
+_TOKEN_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("request_id", "string", False),
+    ("index", "int32", False),
+    ("t", "float64", False),
+)
+_SAMPLE_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("t", "float64", False),
+    ("source", "string", False),
+    ("metric", "string", False),
+    ("value", "float64", False),
+    ("labels", "string", False),
+)
+
+
+def _schema(columns: tuple[tuple[str, str, bool], ...]) -> pa.Schema:
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "float64": pa.float64(), "int32": pa.int32(), "bool": pa.bool_()}
+    return pa.schema([pa.field(name, types[kind], nullable=nullable) for name, kind, nullable in columns])
+
+
+def requests_schema() -> pa.Schema:
+    """Schema of ``requests.parquet``."""
+    return _schema(_REQUEST_COLUMNS)
+
+
+def tokens_schema() -> pa.Schema:
+    """Schema of ``tokens.parquet``."""
+    return _schema(_TOKEN_COLUMNS)
+
+
+def samples_schema() -> pa.Schema:
+    """Schema of ``samples.parquet`` and ``loadgen.parquet`` (long format)."""
+    return _schema(_SAMPLE_COLUMNS)
+
+
+def labels_to_str(labels: dict[str, Any] | None) -> str:
+    """Canonical label string: ``k=v`` pairs sorted by key, joined by ``,``; ``""`` for none."""
+    if not labels:
+        return ""
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically. NaN/inf are written as null."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=str)
+    return write_bytes_atomic(path, (text + "\n").encode())
+
+
+def write_parquet_atomic(path: str | os.PathLike[str], table: pa.Table) -> Path:
+    """Write an Arrow table as Parquet, atomically (temp file + ``os.replace``)."""
+    import pyarrow.parquet as pq
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj

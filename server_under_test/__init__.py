@@ -1,0 +1,1 @@
+"""server_under_test."""
