@@ -59,10 +59,12 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def bundled_server(*flags: str, timeout_s: float = 120.0, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def bundled_server(
+    *flags: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
     """Start `satscope serve --port P FLAGS...` on loopback, wait for /health, stop it afterwards."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="satscope-serve-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="satscope-serve-", suffix=".log", delete=False)  # noqa: SIM115
     cmd = [sys.executable, "-m", "satscope", "serve", "--host", "127.0.0.1", "--port", str(port), *flags]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     server = ServerProcess(url=f"http://127.0.0.1:{port}", port=port, proc=proc, log_path=log.name)
