@@ -1,0 +1,59 @@
+"""One kept-alive geventhttpclient connection, read a raw line at a time.
+
+Locust's ``FastHttpSession.iter_lines()`` batches several SSE events per read (+40 ms TTFT, most
+gaps read as 0), and its connection pool puts a half-read socket back into the pool when a
+timeout interrupts a stream. So the LLM user reads the geventhttpclient response directly, line
+by line, and a stream that ends badly throws its whole connection away. This is the only module
+that touches geventhttpclient; ``tests/loadgen/test_raw_stream.py`` checks that lines still arrive
+one at a time, so a library upgrade that changes this is caught.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from geventhttpclient import HTTPClient
+
+__all__ = ["RawConnection"]
+
+
+class RawConnection:
+    """A single HTTP/1.1 connection to the target, reopened after any broken response."""
+
+    def __init__(self, base_url: str, connection_timeout_s: float, network_timeout_s: float) -> None:
+        parts = urlsplit(base_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl = parts.scheme == "https"
+        self._prefix = parts.path.rstrip("/")
+        self._timeouts = (connection_timeout_s, network_timeout_s)
+        self._client: HTTPClient | None = None
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> Any:
+        """Send the request; return the response once its headers are in (body not read)."""
+        if self._client is None:
+            self._client = HTTPClient(
+                self._host, self._port, ssl=self._ssl, concurrency=1, insecure=True,
+                connection_timeout=self._timeouts[0], network_timeout=self._timeouts[1],
+            )
+        return self._client.request("POST", self._prefix + path, body=body, headers=headers)
+
+    @staticmethod
+    def read_line(response: Any) -> bytes:
+        """The next raw line of the body including its ``\\n``; ``b""`` once the body is complete.
+
+        Raises geventhttpclient's ``HTTPParseError`` (a subclass of ``OSError`` is not promised)
+        when the connection drops mid-body.
+        """
+        return response.readline(b"\n")
+
+    @staticmethod
+    def read_rest(response: Any) -> bytes:
+        return response.read()
+
+    def discard(self) -> None:
+        """Close the connection after a broken or abandoned response; the next post reconnects."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

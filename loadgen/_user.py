@@ -1,0 +1,85 @@
+"""Locust classes: the closed-loop LLM user, the open-loop dispatcher and the traffic shape.
+
+Imports locust, so only the load-generator process (``loadgen/runner.py``) imports this module.
+The user classes are made per process by :func:`make_user_classes` around a :class:`ProcessHolder`,
+because a worker learns its configuration from the master only after it has connected; a worker
+offers both classes and the master's shape decides which one is spawned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gevent
+from locust import LoadTestShape, User, constant, task
+from locust.exception import StopUser
+
+from loadgen._process import LoadgenProcess, Outcome
+from loadgen.shapes import Shape
+
+__all__ = ["ProcessHolder", "make_shape", "make_user_classes"]
+
+
+@dataclass
+class ProcessHolder:
+    """The process's :class:`LoadgenProcess` once known (a worker gets it from the master)."""
+
+    proc: LoadgenProcess | None = None
+
+
+def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) -> dict[str, type[User]]:
+    """The closed-loop user and the open-loop dispatcher, by shape kind."""
+
+    class LLMUser(User):
+        """Closed loop: send a request, wait for the whole response, send the next."""
+
+        wait_time = constant(0)
+
+        def on_start(self) -> None:
+            assert holder.proc is not None, "the load generator was not configured before users spawned"
+            self.proc = holder.proc
+            self.conn = self.proc.new_connection()
+
+        @task
+        def one_request(self) -> None:
+            fire(self.proc.send(self.conn))
+
+        def on_stop(self) -> None:
+            self.conn.discard()
+
+    class OpenLoopDispatcher(User):
+        """Open loop: follow the arrival schedule from the moment this user starts, then stop."""
+
+        wait_time = constant(0)
+
+        @task
+        def dispatch(self) -> None:
+            proc = holder.proc
+            assert proc is not None
+            proc.dispatch(self._origin, fire)
+            deadline = time.perf_counter() + proc.config.stop_timeout_s  # let in-flight finish
+            while proc.in_flight and time.perf_counter() < deadline:
+                gevent.sleep(0.05)
+            raise StopUser
+
+        def on_start(self) -> None:
+            self._origin = time.perf_counter()
+
+    return {"closed": LLMUser, "open": OpenLoopDispatcher}
+
+
+def make_shape(shape: Shape, n_processes: int) -> LoadTestShape:
+    """The Locust shape: users from the shape (closed loop), or one dispatcher per process (open)."""
+
+    class SatscopeShape(LoadTestShape):
+        def tick(self) -> tuple[int, float] | None:
+            point = shape.at(self.get_run_time())
+            if point is None:
+                return None
+            if shape.kind == "open":
+                return n_processes, float(max(n_processes, 100))
+            return point.users, point.spawn_rate
+
+    return SatscopeShape()

@@ -1,0 +1,62 @@
+"""Open-loop arrival schedules: constant, Poisson and gamma gaps at a rate that follows the shape.
+
+``arrival_times`` is a pure generator of intended send times (seconds since the shape started),
+so tests check rates and burstiness without a clock; the dispatcher in ``loadgen/_user.py``
+sleeps until each time and records how late it actually left.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from loadgen.shapes import Shape
+
+__all__ = ["arrival_times", "next_gap"]
+
+# When the rate is zero nothing arrives; look again this often (a rate can ramp up from zero).
+_IDLE_STEP_S = 0.05
+
+
+def next_gap(arrival: str, rate_rps: float, rng: random.Random, cv: float = 1.0) -> float:
+    """Seconds to the next arrival of one process at ``rate_rps``."""
+    if rate_rps <= 0:
+        raise ValueError("rate must be > 0")
+    if arrival == "constant":
+        return 1.0 / rate_rps
+    if arrival == "poisson":
+        return rng.expovariate(rate_rps)
+    if arrival == "gamma":
+        # shape k = 1/cv²; mean gap k·θ = 1/rate. cv > 1 is burstier than Poisson, < 1 smoother.
+        k = 1.0 / (cv * cv)
+        return rng.gammavariate(k, 1.0 / (rate_rps * k))
+    raise ValueError(f"unknown arrival process {arrival!r}")
+
+
+def arrival_times(shape: Shape, rng: random.Random, share: float = 1.0, phase: float = 0.0) -> Iterator[float]:
+    """Intended arrival times of one dispatcher, in seconds since the shape started.
+
+    ``share`` is this dispatcher's part of the rate (1/N for N load-generator processes: N Poisson
+    streams at rate/N superpose to one at rate). ``phase`` in [0, 1) staggers constant-rate
+    dispatchers so N of them interleave instead of firing together.
+    """
+    if shape.kind != "open":
+        raise ValueError("arrival times need an open-loop (rate) shape")
+    t = 0.0
+    first = True
+    while True:
+        point = shape.at(t)
+        if point is None:
+            return
+        rate = point.load * share
+        if rate <= 0:
+            t += _IDLE_STEP_S
+            continue
+        gap = next_gap(point.stage.arrival, rate, rng, point.stage.arrival_cv)
+        if first and point.stage.arrival == "constant":
+            gap *= phase
+        first = False
+        t += gap
+        if shape.at(t) is None:
+            return
+        yield t

@@ -1,0 +1,79 @@
+"""The load generator's resolved configuration, handed from `satscope run` to the Locust process.
+
+``satscope run`` validates flags into a :class:`LoadgenConfig`, writes it as JSON next to the run
+(``loadgen_config.json``) and starts ``python -m loadgen.runner --config FILE``. The API key is
+never part of it: it travels in the ``SATSCOPE_API_KEY`` environment variable of the subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen.shapes import Shape
+from loadgen.workload import WorkloadConfig
+from satscope.errors import SatscopeError
+
+__all__ = ["ENDPOINTS", "LoadgenConfig"]
+
+ENDPOINTS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+
+
+@dataclass(slots=True)
+class LoadgenConfig:
+    """Everything a load-generator process needs; times in seconds."""
+
+    target_url: str
+    run_dir: str
+    shape: list[dict[str, Any]]
+    workload: dict[str, Any] = field(default_factory=lambda: WorkloadConfig().to_json())
+    endpoint: str = "completions"
+    model: str = "default"
+    stream: bool = True
+    timeout_s: float = 120.0
+    max_in_flight: int = 1024  # open loop, over all processes
+    late_threshold_s: float = 0.005  # an open-loop dispatch later than this counts as late
+    workers: int = 0  # load-generator worker processes (0: a single local process)
+    flush_interval_s: float = 2.0
+    progress_interval_s: float = 1.0
+    monitor_interval_s: float = 0.5
+    stop_timeout_s: float = 30.0  # at the end, in-flight requests get this long to finish
+    locust_csv: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.target_url.startswith(("http://", "https://")):
+            raise SatscopeError(f"target {self.target_url!r} is not an http(s) URL", "e.g. http://127.0.0.1:8000")
+        if self.endpoint not in ENDPOINTS:
+            raise SatscopeError(f"endpoint {self.endpoint!r} unknown", f"use one of {sorted(ENDPOINTS)}")
+        if self.timeout_s <= 0 or self.stop_timeout_s < 0:
+            raise SatscopeError("timeouts must be > 0", "use a positive --timeout")
+        if self.max_in_flight < 1:
+            raise SatscopeError("--max-in-flight must be >= 1", "it caps open-loop requests in flight")
+        if self.workers < 0:
+            raise SatscopeError("--workers must be >= 0", "0 runs one local process")
+        Shape.from_json(self.shape)  # validates
+        WorkloadConfig.from_json(self.workload)
+
+    @property
+    def path(self) -> str:
+        return ENDPOINTS[self.endpoint]
+
+    def shape_obj(self) -> Shape:
+        return Shape.from_json(self.shape)
+
+    def workload_obj(self) -> WorkloadConfig:
+        return WorkloadConfig.from_json(self.workload)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        from satscope.run_format import write_json_atomic
+
+        write_json_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> LoadgenConfig:
+        return cls(**json.loads(Path(path).read_text()))

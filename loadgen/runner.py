@@ -1,0 +1,273 @@
+"""The load-generator process: ``python -m loadgen.runner --role local|master|worker``.
+
+`satscope run` starts it as a subprocess (Locust monkey-patches the standard library with gevent
+on import, so it never runs inside the CLI, pytest, or next to torch). It drives Locust through
+``Environment`` and its runners rather than Locust's own CLI, so that the end of a run is ours:
+Locust's runner stops when the shape's ``tick()`` returns ``None`` but never returns from
+``greenlet.join()`` unless quit, and a worker's last records must reach the master before it quits.
+
+Talks to `satscope run` through stdout lines ``SATSCOPE <json>`` (``start``, ``progress``,
+``final``) and writes ``requests.parquet``, ``tokens.parquet``, ``loadgen.parquet`` and Locust's
+stats CSV into the run directory, every ``flush_interval_s`` and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import gevent
+import locust.stats
+from locust.env import Environment
+
+from loadgen._process import LoadgenProcess, Outcome
+from loadgen._user import ProcessHolder, make_shape, make_user_classes
+from loadgen.config import LoadgenConfig
+from loadgen.output import progress, write_run_files
+from loadgen.records import RunStore
+
+__all__ = ["main"]
+
+_SEND_INTERVAL_S = 1.0  # worker -> master record batches
+_FINAL_WAIT_S = 20.0  # how long the master waits for workers' last batches
+
+
+def emit(kind: str, **data: Any) -> None:
+    """One machine-readable line for `satscope run`."""
+    sys.stdout.write("SATSCOPE " + json.dumps({"kind": kind, **data}) + "\n")
+    sys.stdout.flush()
+
+
+def _fire(env: Environment, holder: ProcessHolder) -> Any:
+    """Locust request events for TTFT, mean ITL and E2E, so Locust's stats and CSV show them."""
+
+    def fire(o: Outcome) -> None:
+        request = env.events.request.fire
+        endpoint = holder.proc.config.endpoint if holder.proc else "?"
+        exc = None if o.status == "ok" else RuntimeError(f"{o.status}: {o.error}")
+        if o.ttft_s is not None:
+            request(request_type="TTFT", name=endpoint, response_time=o.ttft_s * 1000, response_length=0,
+                    exception=None, context={})
+        if o.itl_mean_s is not None:
+            request(request_type="ITL", name=endpoint, response_time=o.itl_mean_s * 1000,
+                    response_length=0, exception=None, context={})
+        request(request_type="E2E", name=endpoint, response_time=o.e2e_s * 1000, response_length=o.chunks,
+                exception=exc, context={})
+
+    return fire
+
+
+class _Run:
+    """Master or local side: collects records, writes files, reports progress."""
+
+    def __init__(self, cfg: LoadgenConfig, env: Environment, store: RunStore, local: LoadgenProcess | None):
+        self.cfg, self.env, self.store, self.local = cfg, env, store, local
+        self.shape = cfg.shape_obj()
+        self.origin: float | None = None
+        self.interrupted = False
+        self.offsets: dict[str, float] = {}
+        self.worker_figures: dict[str, dict[str, int]] = {}
+
+    def collect_local(self, final: bool = False) -> None:
+        if self.local is not None:
+            self.store.extend(self.local.worker, self.local.buffer.drain(final=final))
+
+    def flush(self) -> int:
+        self.collect_local()
+        return gevent.get_hub().threadpool.apply(
+            write_run_files, (self.cfg.run_dir, self.store, self.shape, self.origin))
+
+    def loop_until_stopped(self) -> None:
+        runner = self.env.runner
+        assert runner is not None
+        last_flush = time.perf_counter()
+        while runner.state not in ("stopped", "stopping", "cleanup") or self.origin is None:
+            gevent.sleep(self.cfg.progress_interval_s)
+            self.collect_local()
+            now = time.perf_counter()
+            point = self.shape.at(now - self.origin) if self.origin is not None else None
+            emit("progress", stage=point.stage.name if point else None,
+                 load=point.load if point else None, loop=self.shape.kind,
+                 users=runner.user_count, **progress(self.store, now))
+            if now - last_flush >= self.cfg.flush_interval_s:
+                self.flush()
+                last_flush = time.perf_counter()
+        while runner.state != "stopped":
+            gevent.sleep(0.1)
+
+    def finish(self) -> None:
+        self.collect_local(final=True)
+        n = self.flush()
+        figures = dict(self.local.figures()) if self.local else {}
+        for wf in self.worker_figures.values():
+            for k, v in wf.items():
+                figures[k] = figures.get(k, 0) + v
+        emit("final", records_written=n, received=self.store.received, announced=self.store.announced,
+             missing=self.store.missing(), interrupted=self.interrupted, shape_origin_s=self.origin,
+             worker_clock_offsets_s=self.offsets, **figures)
+
+
+def shape_kind(cfg: LoadgenConfig) -> str:
+    return cfg.shape_obj().kind
+
+
+def _start_csv(env: Environment, run_dir: str) -> Any:
+    writer = locust.stats.StatsCSVFileWriter(env, locust.stats.PERCENTILES_TO_REPORT,
+                                             str(Path(run_dir) / "locust"), full_history=False)
+    gevent.spawn(writer.stats_writer)
+    return writer
+
+
+def _on_signals(run: _Run) -> None:
+    def stop() -> None:
+        if run.interrupted:  # a second signal: stop waiting for in-flight requests
+            run.env.stop_timeout = 0
+        run.interrupted = True
+        if run.local is not None:
+            run.local.stopping = True
+        gevent.spawn(run.env.runner.stop)  # type: ignore[union-attr]
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, stop)
+
+
+def run_local(cfg: LoadgenConfig) -> None:
+    holder = ProcessHolder(LoadgenProcess(cfg, "local", 0))
+    env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
+    shape = make_shape(cfg.shape_obj(), 1)
+    env.user_classes, env.shape_class = [make_user_classes(holder, _fire(env, holder))[shape_kind(cfg)]], shape
+    runner = env.create_local_runner()
+    run = _Run(cfg, env, RunStore(), holder.proc)
+    _on_signals(run)
+    csv = _start_csv(env, cfg.run_dir) if cfg.locust_csv else None
+    gevent.spawn(holder.proc.monitor)  # type: ignore[union-attr]
+    runner.start_shape()
+    run.origin = shape.start_time
+    emit("start", shape_origin_s=run.origin, workers=0)
+    run.loop_until_stopped()
+    run.finish()
+    runner.quit()
+    if csv:
+        csv.close_files()
+
+
+def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> None:
+    env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
+    holder = ProcessHolder()
+    shape = make_shape(cfg.shape_obj(), expect)
+    env.user_classes, env.shape_class = [make_user_classes(holder, _fire(env, holder))[shape_kind(cfg)]], shape
+    runner = env.create_master_runner(bind_host, port)
+    run = _Run(cfg, env, RunStore(), None)
+    _on_signals(run)
+    names: dict[str, int] = {}
+
+    def on_connect(client_id: str, **_: Any) -> None:
+        index = names.setdefault(client_id, len(names))
+        runner.send_message("satscope_config", {"config": cfg.to_json(), "index": index, "share": 1.0 / expect,
+                                                "host": socket.gethostname(), "now": time.perf_counter()},
+                            client_id=client_id)
+
+    def on_records(environment: Environment, msg: Any, **_: Any) -> None:
+        data = msg.data
+        run.store.extend(data["worker"], data["batch"])
+        run.offsets[data["worker"]] = data["clock_offset_s"]
+        if data["batch"]["final"]:
+            run.worker_figures[data["worker"]] = data["figures"]
+
+    env.events.worker_connect.add_listener(on_connect)
+    runner.register_message("satscope_records", on_records)
+    deadline = time.monotonic() + 120
+    while runner.worker_count < expect:
+        if time.monotonic() > deadline or run.interrupted:
+            emit("error", message=f"only {runner.worker_count} of {expect} workers connected")
+            runner.quit()
+            sys.exit(3)
+        gevent.sleep(0.1)
+    csv = _start_csv(env, cfg.run_dir) if cfg.locust_csv else None
+    runner.start_shape()
+    run.origin = shape.start_time
+    emit("start", shape_origin_s=run.origin, workers=expect)
+    run.loop_until_stopped()
+    deadline = time.monotonic() + _FINAL_WAIT_S
+    while (len(run.store.announced) < len(names) or run.store.missing()) and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    run.finish()
+    runner.quit()
+    if csv:
+        csv.close_files()
+
+
+def run_worker(master_host: str, port: int, name: str | None) -> None:
+    holder = ProcessHolder()
+    env = Environment()
+    state: dict[str, Any] = {}
+
+    def on_config(environment: Environment, msg: Any, **_: Any) -> None:
+        data = msg.data
+        cfg = LoadgenConfig(**data["config"])
+        worker = name or f"w{data['index']}"
+        same_host = data["host"] == socket.gethostname()
+        state["offset"] = 0.0 if same_host else data["now"] - time.perf_counter()
+        holder.proc = LoadgenProcess(cfg, worker, zlib.crc32(worker.encode()) if name else data["index"] + 1,
+                                     share=data["share"])
+        gevent.spawn(holder.proc.monitor)
+        gevent.spawn(sender)
+
+    def send(final: bool) -> None:
+        proc = holder.proc
+        if proc is None:
+            return
+        runner.send_message("satscope_records", {
+            "worker": proc.worker, "clock_offset_s": state["offset"], "figures": proc.figures(),
+            "batch": proc.buffer.drain(state["offset"], final=final)})
+
+    def sender() -> None:
+        while True:
+            gevent.sleep(_SEND_INTERVAL_S)
+            send(final=False)
+
+    def on_stopping(**_: Any) -> None:
+        if holder.proc is not None:
+            holder.proc.stopping = True
+
+    env.events.test_stopping.add_listener(on_stopping)
+    env.events.test_stop.add_listener(lambda **_: send(final=True))
+    env.user_classes = list(make_user_classes(holder, _fire(env, holder)).values())
+    runner = env.create_worker_runner(master_host, port)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, runner.quit)
+    runner.greenlet.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m loadgen.runner", description="satscope's Locust process")
+    ap.add_argument("--role", choices=("local", "master", "worker"), default="local")
+    ap.add_argument("--config", help="loadgen config JSON (local, master)")
+    ap.add_argument("--master-host", default="127.0.0.1")
+    ap.add_argument("--master-bind-host", default="127.0.0.1")
+    ap.add_argument("--master-port", type=int, default=5557)
+    ap.add_argument("--expect-workers", type=int, default=1)
+    ap.add_argument("--worker-name", default=None)
+    args = ap.parse_args(argv)
+    if args.role == "worker":
+        run_worker(args.master_host, args.master_port, args.worker_name)
+        return
+    cfg = LoadgenConfig.load(args.config)
+    Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+    if args.role == "local":
+        run_local(cfg)
+    else:
+        run_master(cfg, args.master_bind_host, args.master_port, args.expect_workers)
+    os._exit(0)  # Locust leaves greenlets (zmq, stats) behind; everything is written by now
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Server-metrics probe: scrape the target's ``/metrics`` and map it onto the canonical set.
+
+The target may still be starting when the probes start, so a failed scrape is retried every
+interval; the source counts as unavailable only if no scrape ever succeeded (the last error is
+the reason). The engine is detected from the metric names of the first scrape that has any.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from probes._engines import ENGINE_PREFIXES, detect_engine
+from probes._exposition import parse_exposition
+from probes._mapping import CanonicalMapper
+from probes._model_info import model_description
+from probes._source import Row
+
+__all__ = ["ServerProbe"]
+
+
+class ServerProbe:
+    """Periodic scraper of ``{target}/metrics`` (source ``server``)."""
+
+    name = "server"
+
+    def __init__(self, target: str, timeout_s: float = 2.0) -> None:
+        self.url = f"{target.rstrip('/')}/metrics"
+        self.timeout_s = timeout_s
+        self.engine: str | None = None
+        self.model: dict[str, Any] | None = None
+        self.scrapes_ok = 0
+        self.last_error: str | None = None
+        self._mapper: CanonicalMapper | None = None
+        self._client: Any = None
+
+    def open(self) -> None:
+        import httpx
+
+        # No proxies from the environment: the target is a server we measure, not the internet.
+        self._client = httpx.Client(timeout=self.timeout_s, trust_env=False)
+
+    def sample(self) -> list[Row]:
+        import httpx
+
+        sent = time.monotonic()
+        try:
+            response = self._client.get(self.url)
+            response.raise_for_status()
+            text = response.text
+        except httpx.HTTPError as exc:
+            self.last_error = f"scraping {self.url} failed: {type(exc).__name__}: {exc}"
+            return []
+        t = (sent + time.monotonic()) / 2.0
+        try:
+            expo = parse_exposition(text)
+        except ValueError as exc:
+            self.last_error = f"{self.url} is not Prometheus text exposition: {exc}"
+            return []
+        self.scrapes_ok += 1
+        if self._mapper is None:
+            self.engine = detect_engine(expo.names())
+            if self.engine is None:
+                known = ", ".join(ENGINE_PREFIXES.values())
+                self.last_error = f"{self.url} has no metrics of a known engine (prefixes {known})"
+                return []
+            self._mapper = CanonicalMapper(self.engine)
+        if self.model is None:
+            self.model = model_description(self.engine, expo)
+        return self._mapper.rows(t, expo)
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why this source gave no data, or ``None`` if it did."""
+        if self._mapper is not None:
+            return None
+        return self.last_error or f"no scrape of {self.url} succeeded"
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

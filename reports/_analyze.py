@@ -1,0 +1,219 @@
+"""From a run directory to the summary (docs/summary-format.md) and the tables the HTML draws."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reports._bottleneck import Context, attribute
+from reports._goodput import Slos, good_requests, parse_slos
+from reports._knee import find_knee, levels_from_windows
+from reports._load import load_run
+from reports._mbu import add_utilization, find_peak
+from reports._requests import inter_token_gaps, request_frame
+from reports._spans import load_kind, stage_spans
+from reports._stages import stage_table
+from reports._stats import clean, distribution
+from reports._validity import probes_block, validity_block
+from reports._verdict import verdict_sentence
+from reports._windows import window_table
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["SUMMARY_FORMAT_VERSION", "Analysis", "run_analysis"]
+
+SUMMARY_FORMAT_VERSION = 1
+RESOURCE_METRICS = (
+    "kv_cache_usage", "requests_running", "requests_waiting", "preemptions_per_s", "batch_size",
+    "gpu_dram_bw_util", "gpu_sm_occupancy", "gpu_sm_active", "gpu_tensor_active", "gpu_time_busy",
+    "gpu_mem_time_busy", "gpu_power_w", "server_cpu_cores", "host_cpu_util",
+)
+CORRELATED_WITH = ("output_tokens_per_s", "requests_per_s", "ttft_p99_s", "itl_p99_s")
+
+
+@dataclass(slots=True)
+class Analysis:
+    """The summary plus the frames behind it (for the HTML)."""
+
+    summary: dict[str, Any]
+    windows: pd.DataFrame
+    stages: pd.DataFrame
+    levels: pd.DataFrame
+    ttft_s: np.ndarray
+    itl_s: np.ndarray
+
+
+def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -> Analysis:
+    """Load ``run_dir`` and compute everything; raises ReportInputError for bad files."""
+    import numpy as np
+
+    if not window_s > 0:
+        raise ValueError("window_s must be positive")
+    slo = parse_slos(slos)
+    run = load_run(run_dir)
+    req = request_frame(run)
+    gaps = inter_token_gaps(run)
+    spans = stage_spans(run)
+    windows = window_table(run, req, gaps, spans, window_s)
+    stages = stage_table(run, req, gaps, spans, windows)
+    util = find_peak(run.manifest, run.probes)
+    add_utilization(stages, util)
+    _add_goodput(stages, req, slo)
+
+    distinct = stages["offered_load"].dropna().nunique() if len(stages) else 0
+    if distinct >= 3 or req["offered_load"].dropna().nunique() < 3:
+        knee = find_knee(stages, "stages")
+    else:
+        dispatch = req.groupby(np.floor(req["intended_start"] / window_s).astype("int64"))["offered_load"].median()
+        knee = find_knee(levels_from_windows(windows, dispatch), "load_bins")
+    if knee.method == "stages" and len(knee.levels):
+        stages["scaling_efficiency"] = stages["stage"].map(knee.levels.set_index("stage")["scaling_efficiency"])
+    else:
+        stages["scaling_efficiency"] = np.nan
+    saturation = _saturation(knee, load_kind(spans))
+    failed = req.loc[req["sent"] & ~req["ok"], "error"].dropna()
+    ctx = Context(windows, stages, run.manifest, knee.found, saturation["at_s"],
+                  saturation["knee_scaling_efficiency"],
+                  top_error=str(failed.value_counts().index[0]) if len(failed) else None)
+    bottleneck = attribute(ctx)
+    ok = req["ok"].to_numpy()
+    summary: dict[str, Any] = {
+        "summary_format_version": SUMMARY_FORMAT_VERSION,
+        "run_id": run.manifest.get("run_id") or run.run_dir.name,
+        "run_dir": str(run.run_dir.resolve()),
+        "generated_at_unix_s": time.time(),
+        "satscope_version": _version(),
+        "window_s": window_s,
+        "slos": slo.as_dict(),
+        "verdict": "",
+        "run": _run_block(run, req, spans),
+        "saturation": saturation,
+        "bottleneck": bottleneck,
+        "goodput": _goodput_block(stages, req, slo),
+        "percentiles": {
+            "ttft_s": distribution(req["ttft_s"][ok]),
+            "ttft_intended_s": distribution(req["ttft_intended_s"][ok]),
+            "itl_s": distribution(gaps.gap_s),
+            "e2e_s": distribution(req["e2e_s"][ok]),
+            "e2e_intended_s": distribution(req["e2e_intended_s"][ok]),
+            "output_tokens": distribution(req["out_tokens"][ok]),
+        },
+        "stages": _records(stages.drop(columns=["_context_tokens_mean"])),
+        "correlations": _correlations(windows),
+        "utilization": util,
+        "probes": probes_block(run),
+        "validity": validity_block(run, req, len(knee.levels)),
+    }
+    summary["verdict"] = verdict_sentence(summary)
+    return Analysis(summary, windows, stages, knee.levels, req["ttft_s"][ok].to_numpy(dtype=float), gaps.gap_s)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("satscope")
+    except Exception:  # an uninstalled checkout still reports
+        return "unknown"
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, Any]:
+    m = run.manifest
+    target = m.get("target") or {}
+    start, end = m.get("start_s"), m.get("end_s")
+    duration = (float(end) - float(start)) if start is not None and end is not None else (
+        float(req["end"].max() - req["intended_start"].min()) if len(req) else 0.0)
+    dropped = int((req["status"] == "dropped").sum())
+    return {
+        "status": m.get("status"), "model": target.get("model") or (run.probes.get("model") or {}).get("name"),
+        "endpoint": target.get("endpoint"), "url": target.get("url"), "duration_s": duration,
+        "load_kind": load_kind(spans), "requests_total": len(req), "requests_ok": int(req["ok"].sum()),
+        "requests_failed": int((~req["ok"]).sum()) - dropped, "requests_dropped": dropped,
+        "output_tokens_total": int(req["out_tokens"].sum()), "stage_count": len(spans),
+    }
+
+
+def _saturation(knee: Any, kind: str) -> dict[str, Any]:
+    lv = knee.levels
+    out: dict[str, Any] = {"found": knee.found, "rule": knee.rule, "method": knee.method, "load_kind": kind}
+    pos = knee.saturation_pos
+    row = lv.iloc[pos] if pos is not None else None
+    pick = lambda col: clean(row[col]) if row is not None and col in lv else None  # noqa: E731
+    out |= {
+        "stage": pick("stage"), "offered_load": pick("offered_load"), "at_s": pick("start_at_s"),
+        "requests_per_s": pick("requests_per_s"), "output_tokens_per_s": pick("output_tokens_per_s"),
+        "total_tokens_per_s": pick("total_tokens_per_s"), "ttft_p99_s": pick("ttft_p99_s"),
+        "itl_p99_s": pick("itl_p99_s"), "e2e_p99_s": pick("e2e_p99_s"),
+        "ttft_intended_p99_s": pick("ttft_intended_p99_s"),
+    }
+    knee_row = lv.iloc[knee.knee_pos] if knee.knee_pos is not None else None
+    out["knee_stage"] = clean(knee_row["stage"]) if knee_row is not None else None
+    out["knee_offered_load"] = clean(knee_row["offered_load"]) if knee_row is not None else None
+    out["knee_scaling_efficiency"] = clean(knee_row["scaling_efficiency"]) if knee_row is not None else None
+    out["peak_output_tokens_per_s"] = clean(lv["output_tokens_per_s"].max()) if len(lv) else None
+    return out
+
+
+def _add_goodput(stages: pd.DataFrame, req: pd.DataFrame, slo: Slos) -> None:
+    import numpy as np
+
+    for col in ("goodput_per_s", "goodput_fraction", "_goodput_tokens_per_s"):
+        stages[col] = np.nan
+    if not slo.given or stages.empty:
+        return
+    good = good_requests(req, slo)
+    req_good = req.assign(_good=good)
+    end = req["end"].to_numpy()
+    for i, st in stages.iterrows():
+        lo, hi = st["start_at_s"], st["end_at_s"]
+        dur = max(hi - lo, 1e-9)
+        ended = good & (end >= lo) & (end < hi)
+        stages.at[i, "goodput_per_s"] = ended.sum() / dur
+        stages.at[i, "_goodput_tokens_per_s"] = req["out_tokens"].to_numpy()[ended].sum() / dur
+        mine = req_good[(req_good["stage"] == st["stage"]) & req_good["sent"]]
+        stages.at[i, "goodput_fraction"] = mine["_good"].mean() if len(mine) else np.nan
+    req.attrs["good"] = good
+
+
+def _goodput_block(stages: pd.DataFrame, req: pd.DataFrame, slo: Slos) -> dict[str, Any]:
+    out: dict[str, Any] = {"slos": slo.as_dict(), "best_stage": None, "best_offered_load": None,
+                           "best_goodput_per_s": None, "best_goodput_fraction": None,
+                           "best_output_tokens_per_s": None, "run_goodput_fraction": None}
+    if slo.given and len(stages) and stages["goodput_per_s"].notna().any():
+        best = stages.loc[stages["goodput_per_s"].idxmax()]
+        sent = req["sent"].to_numpy()
+        out |= {"best_stage": best["stage"], "best_offered_load": clean(best["offered_load"]),
+                "best_goodput_per_s": clean(best["goodput_per_s"]),
+                "best_goodput_fraction": clean(best["goodput_fraction"]),
+                "best_output_tokens_per_s": clean(best["_goodput_tokens_per_s"]),
+                "run_goodput_fraction": clean(req.attrs["good"][sent].mean()) if sent.any() else None}
+    stages.drop(columns=["_goodput_tokens_per_s"], inplace=True)
+    return out
+
+
+def _correlations(windows: pd.DataFrame) -> list[dict[str, Any]]:
+    import numpy as np
+
+    out = []
+    for metric in RESOURCE_METRICS:
+        if metric not in windows or windows[metric].notna().sum() < 3:
+            continue
+        x = windows[metric].to_numpy(dtype=float)
+        item: dict[str, Any] = {"metric": metric, "windows": int(np.isfinite(x).sum())}
+        for other in CORRELATED_WITH:
+            y = windows[other].to_numpy(dtype=float) if other in windows else np.full(len(x), np.nan)
+            ok = np.isfinite(x) & np.isfinite(y)
+            if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+                item[other] = None
+            else:
+                item[other] = clean(np.corrcoef(x[ok], y[ok])[0, 1])
+        out.append(item)
+    return out

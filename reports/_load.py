@@ -1,0 +1,142 @@
+"""Read a run directory per docs/run-format.md, checking each file at the boundary.
+
+Every problem with a file becomes a one-line :class:`ReportInputError` that names the file and
+says what to do. Optional files (samples, probes.json, tokens) that are absent load as empty
+tables, so the analysis degrades instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from satscope.errors import SatscopeError
+from satscope.run_format import (
+    MANIFEST_FILE,
+    PROBES_FILE,
+    REQUESTS_FILE,
+    SAMPLES_FILE,
+    TOKENS_FILE,
+    requests_schema,
+    samples_schema,
+    tokens_schema,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ReportInputError", "RunData", "load_run"]
+
+_REQUIRED_MANIFEST = ("format_version", "clock", "stages", "validity")
+
+
+class ReportInputError(SatscopeError):
+    """A run directory file that is missing or malformed."""
+
+
+@dataclass(slots=True)
+class RunData:
+    """The files of one run, times already converted to elapsed run seconds."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    requests: pd.DataFrame
+    tokens: pd.DataFrame  # columns: req (row position in `requests`), index, t
+    samples: pd.DataFrame  # columns: t, source, metric, value, labels
+    probes: dict[str, Any] = field(default_factory=dict)
+    origin_s: float = 0.0
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Load and check ``run_dir``; raise :class:`ReportInputError` naming the bad file."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise ReportInputError(f"run directory {root} does not exist", "pass the folder that holds run.json")
+    manifest = _read_json(root / MANIFEST_FILE, required=True)
+    for key in _REQUIRED_MANIFEST:
+        if key not in manifest:
+            raise ReportInputError(f"{root / MANIFEST_FILE}: field `{key}` is missing", "see docs/run-format.md")
+    try:
+        origin = float(manifest["clock"]["monotonic_origin_s"])
+    except (TypeError, KeyError, ValueError):
+        raise ReportInputError(
+            f"{root / MANIFEST_FILE}: clock.monotonic_origin_s is missing or not a number",
+            "see docs/run-format.md",
+        ) from None
+    probes = _read_json(root / PROBES_FILE, required=False) or manifest.get("probes") or {}
+    requests = _read_table(root / REQUESTS_FILE, requests_schema(), required=True)
+    tokens = _read_table(root / TOKENS_FILE, tokens_schema(), required=False)
+    samples = _read_table(root / SAMPLES_FILE, samples_schema(), required=False)
+    for col in ("intended_start", "start", "first_token", "end"):
+        requests[col] = requests[col] - origin
+    requests = requests.reset_index(drop=True)
+    if not requests["request_id"].is_unique:
+        raise ReportInputError(f"{root / REQUESTS_FILE}: request_id values repeat", "each request needs its own id")
+    samples["t"] = samples["t"] - origin
+    return RunData(root, manifest, requests, _token_rows(tokens, requests, origin), samples, probes, origin)
+
+
+def _read_json(path: Path, required: bool) -> dict[str, Any] | None:
+    if not path.exists():
+        if required:
+            raise ReportInputError(f"{path} is missing", "is this a satscope run directory?")
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportInputError(f"{path} is not valid JSON ({exc})", "re-run or restore the file") from None
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path} must hold a JSON object", "see docs/run-format.md")
+    return data
+
+
+def _read_table(path: Path, schema: Any, required: bool) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        if required:
+            raise ReportInputError(f"{path} is missing", "the load generator writes it; re-run")
+        return schema.empty_table().to_pandas()
+    try:
+        # request ids as a dictionary: millions of token rows share few distinct ids.
+        dictionary = ["request_id"] if "request_id" in schema.names and path.name == TOKENS_FILE else None
+        table = pq.read_table(path, columns=schema.names, read_dictionary=dictionary)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ReportInputError(f"{path} is not a readable Parquet file with the documented columns ({first_line})",
+                               "see docs/run-format.md") from None
+    for fld in schema:
+        got = table.schema.field(fld.name).type
+        if pa.types.is_dictionary(got):
+            got = got.value_type
+        if got != fld.type:
+            raise ReportInputError(f"{path}: column `{fld.name}` is {got}, expected {fld.type}",
+                                   "see docs/run-format.md")
+    return table.to_pandas()
+
+
+def _token_rows(tokens: pd.DataFrame, requests: pd.DataFrame, origin: float) -> pd.DataFrame:
+    """Tokens keyed by request row position (an int) rather than by the id string."""
+    import numpy as np
+    import pandas as pd
+
+    if tokens.empty:
+        return pd.DataFrame({"req": np.empty(0, np.int64), "index": np.empty(0, np.int32), "t": np.empty(0)})
+    ids = tokens["request_id"]
+    cats = ids.cat.categories if isinstance(ids.dtype, pd.CategoricalDtype) else None
+    if cats is not None:
+        pos = pd.Index(requests["request_id"]).get_indexer(cats)[ids.cat.codes.to_numpy()]
+    else:
+        pos = pd.Index(requests["request_id"]).get_indexer(ids)
+    keep = pos >= 0  # chunks of requests that have no row cannot be placed in a stage
+    req = pos[keep].astype(np.int64)
+    index = tokens["index"].to_numpy()[keep]
+    t = tokens["t"].to_numpy()[keep] - origin
+    key = req * (int(index.max(initial=0)) + 1) + index
+    if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):  # writers usually keep chunks in order
+        order = np.argsort(key, kind="stable")
+        req, index, t = req[order], index[order], t[order]
+    return pd.DataFrame({"req": req, "index": index, "t": t})

@@ -1,0 +1,275 @@
+"""Hand-built run directories with a known knee and a known bottleneck, for tests and benchmarks.
+
+A stepped closed-loop run (one stage per user count) against an imaginary server that scales
+linearly up to ``knee_load`` users and then stays flat; the probe samples show the resource that
+ran out, by ``kind``. Files are written exactly per docs/run-format.md with the contract's
+writers, so the report code reads them as it reads a real run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from satscope.run_format import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    PROBES_FILE,
+    REQUESTS_FILE,
+    SAMPLES_FILE,
+    TOKENS_FILE,
+    requests_schema,
+    samples_schema,
+    tokens_schema,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+
+__all__ = ["KINDS", "SyntheticRun", "write_synthetic_run"]
+
+KINDS = ("kv_cache", "memory_bandwidth", "compute", "batch_limit", "client", "errors", "none")
+
+ORIGIN_S = 5000.0  # a monotonic origin far from zero, so readers that forget it get it wrong
+
+
+@dataclass(slots=True)
+class SyntheticRun:
+    """What to build. The server saturates at ``knee_load`` users (unless ``kind == "none"``)."""
+
+    kind: str = "kv_cache"
+    levels: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    knee_load: int = 8
+    stage_s: float = 10.0
+    output_tokens: int = 32
+    prompt_tokens: int = 128
+    ttft_s: float = 0.1
+    itl_s: float = 0.02
+    sample_interval_s: float = 0.5
+    gpu: bool = True
+    probes: bool = True
+    model: str = "synthetic-7b"
+    error_text: str = "503 Service Unavailable: queue full"
+    prompt_text: str = "Tell me a story."
+    seed: int = 0
+    extra_notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
+        if not self.levels or any(b <= a for a, b in zip(self.levels, self.levels[1:], strict=False)):
+            raise ValueError("levels must be a non-empty increasing tuple")
+        if self.stage_s <= 0 or self.output_tokens < 1 or self.sample_interval_s <= 0:
+            raise ValueError("stage_s, output_tokens and sample_interval_s must be positive")
+
+    @property
+    def saturated_at(self) -> float:
+        """Load beyond which throughput stops rising (infinite for ``none``)."""
+        return float("inf") if self.kind == "none" else float(self.knee_load)
+
+
+def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -> Path:
+    """Write run.json, probes.json, requests/tokens/samples.parquet for ``spec`` into ``run_dir``."""
+    import numpy as np
+    import pyarrow as pa
+
+    spec = spec or SyntheticRun()
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    e2e_base = spec.ttft_s + (spec.output_tokens - 1) * spec.itl_s
+    cols: dict[str, list[Any]] = {c: [] for c in requests_schema().names}
+    tok_idx, tok_t = [], []
+    stages, n_total = [], 0
+    for i, load in enumerate(spec.levels):
+        s0 = ORIGIN_S + i * spec.stage_s
+        over = max(load / spec.saturated_at, 1.0)
+        # Little's law: with the server flat, each user's request takes `over` times longer.
+        ttft, itl = spec.ttft_s, spec.itl_s
+        if spec.kind in ("memory_bandwidth", "compute"):
+            itl = itl * over  # a bigger batch makes every step slower
+        else:
+            ttft = ttft + e2e_base * (over - 1.0)  # the extra time is spent queued
+        e2e = ttft + (spec.output_tokens - 1) * itl
+        n = max(1, int(load * spec.stage_s / e2e))
+        start = np.sort(s0 + rng.uniform(0.0, spec.stage_s - 0.2 * e2e, n))
+        jitter = rng.uniform(0.95, 1.05, n)
+        first = start + ttft * jitter
+        end = first + (spec.output_tokens - 1) * itl * jitter
+        failed = np.zeros(n, dtype=bool)
+        if spec.kind == "errors" and over > 1.0:
+            failed = rng.uniform(size=n) < 1.0 - 1.0 / over
+        ids = [f"w0-{n_total + j:07d}" for j in range(n)]
+        cols["request_id"] += ids
+        cols["worker"] += ["local"] * n
+        cols["stage"] += [f"users-{load}"] * n
+        cols["offered_load"] += [float(load)] * n
+        cols["endpoint"] += ["completions"] * n
+        cols["stream"] += [True] * n
+        cols["intended_start"] += start.tolist()
+        cols["start"] += start.tolist()
+        cols["first_token"] += [None if f else v for f, v in zip(failed, first.tolist(), strict=True)]
+        cols["end"] += np.where(failed, start + 0.01, end).tolist()
+        cols["status"] += ["http_error" if f else "ok" for f in failed]
+        cols["http_status"] += [503 if f else 200 for f in failed]
+        cols["error"] += [spec.error_text if f else None for f in failed]
+        cols["prompt_tokens"] += [None if f else spec.prompt_tokens for f in failed]
+        cols["output_tokens"] += [None if f else spec.output_tokens for f in failed]
+        cols["output_chunks"] += [0 if f else spec.output_tokens for f in failed]
+        cols["token_mismatch"] += [False] * n
+        cols["input_tokens_requested"] += [spec.prompt_tokens] * n
+        cols["max_tokens"] += [spec.output_tokens] * n
+        ttft_col = [None if f else v for f, v in zip(failed, (first - start).tolist(), strict=True)]
+        e2e_col = np.where(failed, 0.01, end - start).tolist()
+        cols["ttft_s"] += ttft_col
+        cols["e2e_s"] += e2e_col
+        cols["ttft_intended_s"] += ttft_col
+        cols["e2e_intended_s"] += e2e_col
+        ok = np.flatnonzero(~failed)
+        steps = np.arange(spec.output_tokens)
+        tok_idx.append(np.repeat(n_total + ok, spec.output_tokens))
+        tok_t.append((first[ok, None] + (itl * jitter[ok])[:, None] * steps[None, :]).ravel())
+        stages.append(
+            {"name": f"users-{load}", "start_s": s0, "end_s": s0 + spec.stage_s, "kind": "closed",
+             "users": load, "spawn_rate": float(load), "rate_rps": None, "arrival": None}
+        )
+        n_total += n
+    write_parquet_atomic(out / REQUESTS_FILE, pa.Table.from_pydict(cols, schema=requests_schema()))
+    ids = pa.array(cols["request_id"], pa.string())
+    idx = np.concatenate(tok_idx).astype(np.int32)
+    tokens = pa.table(
+        {
+            "request_id": pa.DictionaryArray.from_arrays(pa.array(idx), ids).cast(pa.string()),
+            "index": pa.array(np.tile(np.arange(spec.output_tokens, dtype=np.int32), len(idx) // spec.output_tokens)),
+            "t": pa.array(np.concatenate(tok_t)),
+        },
+        schema=tokens_schema(),
+    )
+    write_parquet_atomic(out / TOKENS_FILE, tokens)
+    probes = _probes_json(spec)
+    if spec.probes:
+        write_parquet_atomic(out / SAMPLES_FILE, _samples(spec, rng))
+        write_json_atomic(out / PROBES_FILE, probes)
+    write_json_atomic(out / MANIFEST_FILE, _manifest(spec, out, stages, n_total, probes))
+    return out
+
+
+def _probes_json(spec: SyntheticRun) -> dict[str, Any]:
+    gpu_ok = spec.gpu and spec.probes
+    return {
+        "sources": {"server": "ok", "gpu": "ok" if gpu_ok else "unavailable", "host": "ok"},
+        "unavailable": {} if gpu_ok else {"gpu": "NVML library not found: no NVIDIA driver"},
+        "engine": "satscope",
+        "model": {"name": spec.model, "parameters": 7_000_000_000, "weight_bytes": 14_000_000_000,
+                  "layers": 32, "kv_bytes_per_token": 524_288, "dtype": "bfloat16",
+                  "device": "cuda" if spec.gpu else "cpu", "kernels": "triton"},
+        "gpus": [{"index": 0, "name": "NVIDIA H200", "memory_total_bytes": 150_000_000_000, "gpm": True}]
+        if gpu_ok else [],
+        "interval_s": {"server": spec.sample_interval_s, "gpu": spec.sample_interval_s, "host": 1.0},
+    }
+
+
+def _levels_at(spec: SyntheticRun, t: Any) -> Any:
+    import numpy as np
+
+    stage = np.clip(((t - ORIGIN_S) // spec.stage_s).astype(int), 0, len(spec.levels) - 1)
+    return np.asarray(spec.levels, dtype=float)[stage]
+
+
+def _samples(spec: SyntheticRun, rng: Any) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    t = np.arange(ORIGIN_S, ORIGIN_S + len(spec.levels) * spec.stage_s, spec.sample_interval_s)
+    load = _levels_at(spec, t)
+    u = np.minimum(load / spec.saturated_at, 1.0)  # share of the limiting resource in use
+    at_limit = load >= spec.saturated_at
+    over = np.maximum(load - spec.knee_load, 0.0) if spec.kind != "none" else np.zeros_like(load)
+    noise = rng.uniform(-0.01, 0.01, len(t))
+    low = 0.3 * u + noise + 0.05
+    k = spec.kind
+    kv = np.where(at_limit, 0.97 + noise / 2, 0.9 * u + noise) if k == "kv_cache" else low
+    waiting = over if k in ("kv_cache", "batch_limit") else np.zeros_like(load)
+    if k in ("kv_cache", "batch_limit"):
+        waiting = np.where(at_limit & (over == 0), 1.0, waiting)  # the queue starts at the knee
+    running = load - waiting
+    preempt = np.where(at_limit, 2.0 + over / 4, 0.0) if k == "kv_cache" else np.zeros_like(load)
+    metrics: dict[tuple[str, str], Any] = {
+        ("server", "kv_cache_usage"): np.clip(kv, 0, 1),
+        ("server", "requests_running"): running,
+        ("server", "requests_waiting"): waiting,
+        ("server", "preemptions_per_s"): preempt,
+        ("server", "batch_size"): running,
+        ("host", "server_cpu_cores"): 0.5 + 0.5 * u,
+        ("host", "host_cpu_util"): 0.2 + 0.3 * u,
+    }
+    if spec.gpu:
+        bw = np.where(at_limit, 0.92, 0.85 * u) + noise if k == "memory_bandwidth" else 0.4 * u + 0.05 + noise
+        sm = np.where(at_limit, 0.96, 0.9 * u) + noise if k == "compute" else 0.5 * u + 0.1 + noise
+        tensor = np.where(at_limit, 0.8, 0.7 * u) if k == "compute" else 0.3 * u
+        metrics |= {
+            ("gpu", "gpu_dram_bw_util"): np.clip(bw, 0, 1),
+            ("gpu", "gpu_sm_active"): np.clip(sm, 0, 1),
+            ("gpu", "gpu_sm_occupancy"): np.clip(sm * 0.8, 0, 1),
+            ("gpu", "gpu_tensor_active"): np.clip(tensor, 0, 1),
+            ("gpu", "gpu_power_w"): 150.0 + 500.0 * u,
+        }
+    names = list(metrics)
+    n = len(t)
+    return pa.table(
+        {
+            "t": pa.array(np.tile(t, len(names))),
+            "source": pa.array([s for s, _ in names for _ in range(n)], pa.string()),
+            "metric": pa.array([m for _, m in names for _ in range(n)], pa.string()),
+            "value": pa.array(np.concatenate([np.asarray(metrics[key], dtype=float) for key in names])),
+            "labels": pa.array(["gpu=0" if s == "gpu" else "" for s, _ in names for _ in range(n)], pa.string()),
+        },
+        schema=samples_schema(),
+    )
+
+
+def _manifest(
+    spec: SyntheticRun, out: Path, stages: list[dict[str, Any]], n: int, probes: dict[str, Any]
+) -> dict[str, Any]:
+    client = spec.kind == "client"
+    end_s = ORIGIN_S + len(spec.levels) * spec.stage_s
+    return {
+        "format_version": FORMAT_VERSION,
+        "run_id": out.name,
+        "status": "complete",
+        "command": ["satscope", "run", "--synthetic", spec.kind],
+        "config": {"shape": "steps", "levels": list(spec.levels), "stage_s": spec.stage_s,
+                   "workload": {"prompt": spec.prompt_text, "max_tokens": spec.output_tokens}},
+        "target": {"url": "http://127.0.0.1:8000", "endpoint": "completions", "model": spec.model,
+                   "served_by": "external"},
+        "versions": {"satscope": "0.1.0", "python": "3.11", "locust": None, "torch": None},
+        "host": {"hostname": "synthetic", "cpu_count": 2, "platform": "linux", "memory_bytes": 8 << 30},
+        "clock": {"monotonic_origin_s": ORIGIN_S, "wall_origin_unix_s": 1_790_000_000.0},
+        "start_s": ORIGIN_S,
+        "end_s": end_s,
+        "stages": stages,
+        "validity": {
+            "interrupted": False,
+            "loadgen_saturated": client,
+            "loadgen_saturated_reason": "load generator CPU at 99% (p90 97%) from 30.0 s; "
+            "requests were dispatched up to 1.2 s late" if client else None,
+            "token_mismatches": 0,
+            "target_errors": 0,
+            "missing_probes": [] if spec.gpu or not spec.probes else ["gpu"],
+            "notes": list(spec.extra_notes),
+        },
+        "loadgen": {"requests_sent": n, "records_written": n, "workers": 1, "worker_clock_offsets_s": {},
+                    "cpu_max": 0.99 if client else 0.4, "cpu_p90": 0.97 if client else 0.3,
+                    "loop_lag_p99_s": 0.002, "late_dispatches": 0, "dropped_dispatches": 0,
+                    "max_in_flight": max(spec.levels)},
+        "probes": probes if spec.probes else None,
+        "files": [MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE] + ([SAMPLES_FILE, PROBES_FILE] if spec.probes else []),
+    }
+
+
+if __name__ == "__main__":  # handy for looking at one: python -m reports._synthetic DIR KIND
+    import sys
+
+    path = write_synthetic_run(sys.argv[1], SyntheticRun(kind=sys.argv[2] if len(sys.argv) > 2 else "kv_cache"))
+    print(json.dumps({"run_dir": str(path)}))

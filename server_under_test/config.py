@@ -1,0 +1,186 @@
+"""Model shapes (named presets) and the server's configuration, validated at construction.
+
+Random-weight presets use the byte-level tokenizer: ids 0-255 are bytes, then BOS and EOS. The
+`llama-*` presets keep their real vocabulary size so a forward pass costs what the real model costs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["PRESETS", "ConfigError", "ModelConfig", "ServerConfig", "load_hf_model_config"]
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEVICES = ("auto", "cpu", "cuda")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field and the fix."""
+
+
+@dataclass(slots=True, frozen=True)
+class ModelConfig:
+    """The shape of a Llama-architecture decoder."""
+
+    name: str
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    max_position: int
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = False
+    bos_token_id: int = 256
+    eos_token_id: int = 257
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
+                     "intermediate_size", "max_position"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model {name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(f"num_heads {self.num_heads} is not divisible by num_kv_heads {self.num_kv_heads}")
+        if self.head_dim % 2:
+            raise ConfigError(f"head_dim {self.head_dim} must be even for rotary embeddings")
+        if not 0 <= self.eos_token_id < self.vocab_size:
+            raise ConfigError(f"eos_token_id {self.eos_token_id} is outside the vocabulary")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def num_parameters(self) -> int:
+        h, kv = self.hidden_size, self.num_kv_heads * self.head_dim
+        per_layer = h * (h + 2 * kv) + h * h + 3 * h * self.intermediate_size + 2 * h
+        embeddings = self.vocab_size * h * (1 if self.tie_embeddings else 2)
+        return self.num_layers * per_layer + embeddings + h
+
+    def kv_bytes_per_token(self, dtype_bytes: int) -> int:
+        """K and V of one token over all layers."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * dtype_bytes
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # A few M parameters: dozens of concurrent streams on a 2-core CPU.
+    "tiny": ModelConfig(
+        name="tiny", vocab_size=258, hidden_size=256, num_layers=4, num_heads=8, num_kv_heads=2,
+        intermediate_size=768, max_position=2048,
+    ),
+    "llama-3.2-1b": ModelConfig(
+        name="llama-3.2-1b", vocab_size=128256, hidden_size=2048, num_layers=16, num_heads=32,
+        num_kv_heads=8, intermediate_size=8192, max_position=8192, rope_theta=500000.0,
+        tie_embeddings=True,
+    ),
+    "llama-3.1-8b": ModelConfig(
+        name="llama-3.1-8b", vocab_size=128256, hidden_size=4096, num_layers=32, num_heads=32,
+        num_kv_heads=8, intermediate_size=14336, max_position=8192, rope_theta=500000.0,
+    ),
+}
+
+
+def load_hf_model_config(path: Path) -> ModelConfig:
+    """Read a Hugging Face Llama `config.json` into a ModelConfig."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"{config_file} not found: --model must be a local Hugging Face Llama checkpoint")
+    raw = json.loads(config_file.read_text())
+    if raw.get("model_type") not in (None, "llama"):
+        raise ConfigError(f"model_type {raw.get('model_type')!r} is not supported: only Llama checkpoints load")
+    eos = raw.get("eos_token_id", 2)
+    if isinstance(eos, list):
+        eos = eos[0]
+    heads = raw["num_attention_heads"]
+    return ModelConfig(
+        name=path.name,
+        vocab_size=raw["vocab_size"],
+        hidden_size=raw["hidden_size"],
+        num_layers=raw["num_hidden_layers"],
+        num_heads=heads,
+        num_kv_heads=raw.get("num_key_value_heads", heads),
+        intermediate_size=raw["intermediate_size"],
+        max_position=raw.get("max_position_embeddings", 2048),
+        rope_theta=float(raw.get("rope_theta", 10000.0)),
+        norm_eps=float(raw.get("rms_norm_eps", 1e-5)),
+        tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
+        bos_token_id=raw.get("bos_token_id", 1) or 0,
+        eos_token_id=eos,
+    )
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """Everything `satscope serve` is told. `kv_blocks=None` sizes the pool automatically."""
+
+    preset: str = "tiny"
+    model_path: str | None = None
+    served_model_name: str | None = None
+    seed: int = 0
+    dtype: str = "auto"
+    device: str = "auto"
+    kv_blocks: int | None = None
+    block_size: int = 16
+    gpu_memory_utilization: float = 0.9
+    max_num_seqs: int = 64
+    max_batched_tokens: int = 2048
+    max_waiting: int = 256
+    max_model_len: int | None = None
+    max_tokens_limit: int | None = None
+    api_key: str | None = field(default=None, repr=False)
+    step_delay_ms: float = 0.0
+    max_body_bytes: int = 1 << 20
+    torch_threads: int | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.model_path is None and self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
+        if self.model_path is not None and not Path(self.model_path).is_dir():
+            raise ConfigError(f"--model {self.model_path!r} is not a directory with a Hugging Face checkpoint")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"unknown device {self.device!r}: choose one of {', '.join(DEVICES)}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"unknown log level {self.log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
+        positive = ("block_size", "max_num_seqs", "max_batched_tokens", "max_waiting", "max_body_bytes")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("kv_blocks", "max_model_len", "max_tokens_limit", "torch_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.step_delay_ms < 0:
+            raise ConfigError(f"step_delay_ms must be >= 0, got {self.step_delay_ms}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range")
+
+    def model_config(self) -> ModelConfig:
+        """The model shape, with max_position clamped to --max-model-len when given."""
+        model = load_hf_model_config(Path(self.model_path)) if self.model_path else PRESETS[self.preset]
+        if self.max_model_len is not None:
+            if self.max_model_len > model.max_position:
+                raise ConfigError(
+                    f"max_model_len {self.max_model_len} exceeds the model's {model.max_position} positions"
+                )
+            model = replace(model, max_position=self.max_model_len)
+        return model
+
+    @property
+    def model_name(self) -> str:
+        if self.served_model_name:
+            return self.served_model_name
+        return Path(self.model_path).name if self.model_path else self.preset

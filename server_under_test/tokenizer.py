@@ -1,0 +1,154 @@
+"""Tokenizers: byte-level for random-weight presets, Hugging Face `tokenizer.json` for `--model PATH`.
+
+Both turn text into ids, ids back into text incrementally (a streamed chunk never ends inside a
+multi-byte character), and chat messages into a prompt.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from server_under_test.config import ConfigError, ModelConfig
+
+__all__ = ["ByteTokenizer", "HFTokenizer", "IncrementalDecoder", "Tokenizer", "load_tokenizer"]
+
+
+class IncrementalDecoder(Protocol):
+    def decode(self, token_id: int) -> str: ...
+
+
+class Tokenizer(Protocol):
+    bos_token_id: int
+    eos_token_id: int
+
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: Sequence[int]) -> str: ...
+    def incremental_decoder(self) -> IncrementalDecoder: ...
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str: ...
+
+
+def _plain_chat_prompt(messages: list[dict[str, str]]) -> str:
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join([*lines, "assistant:"])
+
+
+class _ByteDecoder:
+    """Feeds bytes through a UTF-8 decoder that holds back an incomplete character."""
+
+    def __init__(self, tokenizer: ByteTokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def decode(self, token_id: int) -> str:
+        if token_id < 256:
+            return self._utf8.decode(bytes([token_id]))
+        return self.flush() + self._tokenizer.special_text(token_id)
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True)
+
+
+class ByteTokenizer:
+    """Ids 0-255 are UTF-8 bytes; BOS and EOS decode to nothing; ids beyond (large random-weight
+    vocabularies) decode to `<id>` so every generated token is visible text."""
+
+    def __init__(self, model: ModelConfig) -> None:
+        self.bos_token_id = model.bos_token_id
+        self.eos_token_id = model.eos_token_id
+        self.vocab_size = model.vocab_size
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def banned_token_ids(self) -> list[int]:
+        """Ids a random-weight model may not generate: BOS, control bytes and non-ASCII bytes, so
+        that every generated token is exactly one visible character (or EOS)."""
+        printable = set(range(32, 127)) | {ord("\n")}
+        return [i for i in range(256) if i not in printable] + [self.bos_token_id]
+
+    def special_text(self, token_id: int) -> str:
+        return "" if token_id in (self.bos_token_id, self.eos_token_id) else f"<{token_id}>"
+
+    def decode(self, ids: Sequence[int]) -> str:
+        decoder = _ByteDecoder(self)
+        return "".join(decoder.decode(i) for i in ids) + decoder.flush()
+
+    def incremental_decoder(self) -> IncrementalDecoder:
+        return _ByteDecoder(self)
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        return _plain_chat_prompt(messages)
+
+
+class _HFDecoder:
+    """Decodes the whole output each time and emits the new suffix; waits while the tail is an
+    incomplete character (the tokenizer renders it as U+FFFD)."""
+
+    def __init__(self, tokenizer: HFTokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._emitted = 0
+
+    def decode(self, token_id: int) -> str:
+        self._ids.append(token_id)
+        text = self._tokenizer.decode(self._ids)
+        if text.endswith("\ufffd"):
+            return ""
+        new, self._emitted = text[self._emitted:], len(text)
+        return new
+
+
+class HFTokenizer:
+    """A Hugging Face `tokenizers` tokenizer.json, with the chat template from tokenizer_config.json."""
+
+    def __init__(self, path: Path, model: ModelConfig) -> None:
+        from tokenizers import Tokenizer as _Tokenizer
+
+        self._tok = _Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.bos_token_id = model.bos_token_id
+        self.eos_token_id = model.eos_token_id
+        self._chat_template: str | None = None
+        self._bos_text = ""
+        config_file = path / "tokenizer_config.json"
+        if config_file.is_file():
+            raw = json.loads(config_file.read_text())
+            template = raw.get("chat_template")
+            self._chat_template = template if isinstance(template, str) else None
+            bos = raw.get("bos_token")
+            self._bos_text = bos if isinstance(bos, str) else (bos or {}).get("content", "")
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=True).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=True)
+
+    def incremental_decoder(self) -> IncrementalDecoder:
+        return _HFDecoder(self)
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        if self._chat_template is None:
+            return _plain_chat_prompt(messages)
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        text = env.from_string(self._chat_template).render(
+            messages=messages, add_generation_prompt=True, bos_token=self._bos_text
+        )
+        # encode() adds BOS itself; a template that also writes it would double it.
+        if self._bos_text and text.startswith(self._bos_text):
+            text = text[len(self._bos_text):]
+        return text
+
+
+def load_tokenizer(model: ModelConfig, model_path: str | None) -> Tokenizer:
+    if model_path is None:
+        return ByteTokenizer(model)
+    path = Path(model_path)
+    if not (path / "tokenizer.json").is_file():
+        raise ConfigError(f"{path / 'tokenizer.json'} not found: --model needs a tokenizer.json")
+    return HFTokenizer(path, model)

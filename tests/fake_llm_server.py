@@ -1,0 +1,202 @@
+"""A deterministic OpenAI-style streaming server for load-generator tests and benchmarks.
+
+Every streamed request gets its first content chunk ``--ttft`` seconds after its body was read,
+then one chunk every ``--itl`` seconds, ``max_tokens`` chunks in all, then a usage chunk and
+``[DONE]``. One timer loop sends every due chunk of every stream (a task per chunk would cost more
+than the chunks), and the server keeps its own record of when it wrote each chunk: ``GET
+/_records`` returns it, keyed by the client's ``X-Request-Id``, so tests compare what the load
+generator measured with what was sent. ``--mode`` (or a per-request ``X-Fake-Mode`` header)
+makes it misbehave: ``lie_usage``, ``bad_json``, ``no_done``, ``truncate``, ``http_500``,
+``stream_error``.
+
+Run it: ``python -m tests.fake_llm_server --port 8000 --ttft 0.04 --itl 0.008``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["MODES", "FakeServer", "main"]
+
+MODES = ("normal", "lie_usage", "bad_json", "no_done", "truncate", "http_500", "stream_error")
+_TEXT_CHUNK = b'data: {"id":"c","object":"text_completion","choices":[{"index":0,"text":" tok","finish_reason":null}]}\n\n'
+_CHAT_CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
+               b'{"content":" tok"},"finish_reason":null}]}\n\n')
+_CHAT_ROLE = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
+              b'{"role":"assistant","content":""},"finish_reason":null}]}\n\n')
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@dataclass(slots=True)
+class _Stream:
+    writer: asyncio.StreamWriter
+    chat: bool
+    n_tokens: int
+    mode: str
+    record: list[float]
+    done: asyncio.Future
+    prompt_tokens: int
+    first_due: float
+    sent: int = 0
+
+
+@dataclass
+class FakeServer:
+    """The server state: timing, the send record and the timer heap."""
+
+    ttft_s: float = 0.04
+    itl_s: float = 0.008
+    mode: str = "normal"
+    served: int = 0
+    records: dict[str, dict] = field(default_factory=dict)
+    _heap: list = field(default_factory=list)
+    _wake: asyncio.Event | None = None
+    _seq: itertools.count = field(default_factory=itertools.count)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, v in
+                           (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                await self._route(method, path, headers, body, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _route(self, method: str, path: str, headers: dict, body: bytes, w: asyncio.StreamWriter) -> None:
+        if method == "GET" and path == "/health":
+            return self._respond(w, 200, b'{"status":"ok"}')
+        if method == "GET" and path == "/_records":
+            return self._respond(w, 200, json.dumps({"served": self.served, "requests": self.records}).encode())
+        if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
+            return self._respond(w, 404, b'{"error":{"message":"not found"}}')
+        received = time.perf_counter()
+        self.served += 1
+        req = json.loads(body)
+        mode = headers.get("x-fake-mode", self.mode)
+        rid = headers.get("x-request-id", f"anon-{self.served}")
+        record: list[float] = []
+        self.records[rid] = {"received": received, "sent": record, "mode": mode,
+                             "authorization": headers.get("authorization")}
+        n = int(req.get("max_tokens") or 16)
+        prompt_tokens = len(str(req.get("prompt", req.get("messages", ""))).split())
+        chat = path.endswith("chat/completions")
+        if mode == "http_500":
+            return self._respond(w, 500, b'{"error":{"message":"fake server error"}}')
+        if not req.get("stream"):
+            await asyncio.sleep(self.ttft_s + (n - 1) * self.itl_s)
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            text = " tok" * n
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
+            return self._respond(w, 200, json.dumps({"choices": [choice], "usage": usage}).encode())
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        if chat:
+            w.write(_chunk(_CHAT_ROLE))  # like vLLM: a role-only chunk first, not a token
+        done = asyncio.get_running_loop().create_future()
+        stream = _Stream(w, chat, n, mode, record, done, prompt_tokens, received + self.ttft_s)
+        self._push(stream.first_due, stream)
+        await done
+
+    def _respond(self, w: asyncio.StreamWriter, status: int, body: bytes) -> None:
+        reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
+        w.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (status, reason.encode(), len(body), body))
+
+    def _push(self, due: float, stream: _Stream) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), stream))
+        if self._wake is not None:
+            self._wake.set()
+
+    async def ticker(self) -> None:
+        """Send every chunk that is due, then sleep until the next one."""
+        self._wake = asyncio.Event()
+        while True:
+            if not self._heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = time.perf_counter()
+            due = self._heap[0][0]
+            if due > now:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), due - now)
+                except TimeoutError:
+                    pass
+                continue
+            while self._heap and self._heap[0][0] <= now:
+                _, _, stream = heapq.heappop(self._heap)
+                self._send(stream)
+
+    def _send(self, s: _Stream) -> None:
+        w = s.writer
+        if w.is_closing():  # the client went away
+            if not s.done.done():
+                s.done.set_result(None)
+            return
+        if s.mode == "bad_json" and s.sent == 2:
+            w.write(_chunk(b"data: {not json\n\n"))
+            return self._finish(s, done_marker=True)
+        if s.mode == "stream_error" and s.sent == 2:
+            w.write(_chunk(b'data: {"error":{"message":"fake mid-stream failure"}}\n\n'))
+            return self._finish(s, done_marker=True)
+        if s.mode == "truncate" and s.sent == 2:
+            w.transport.abort()
+            return s.done.set_result(None)
+        w.write(_chunk(_CHAT_CHUNK if s.chat else _TEXT_CHUNK))
+        s.record.append(time.perf_counter())
+        s.sent += 1
+        if s.sent < s.n_tokens:
+            self._push(s.first_due + s.sent * self.itl_s, s)  # on schedule, whatever the lateness
+        else:
+            self._finish(s, done_marker=s.mode != "no_done")
+
+    def _finish(self, s: _Stream, done_marker: bool) -> None:
+        completion = s.sent + (3 if s.mode == "lie_usage" else 0)
+        usage = {"prompt_tokens": s.prompt_tokens, "completion_tokens": completion,
+                 "total_tokens": s.prompt_tokens + completion}
+        s.writer.write(_chunk(b"data: " + json.dumps({"id": "c", "choices": [], "usage": usage}).encode() + b"\n\n"))
+        if done_marker:
+            s.writer.write(_chunk(b"data: [DONE]\n\n"))
+        s.writer.write(b"0\r\n\r\n")
+        s.done.set_result(None)
+
+
+async def _serve(server: FakeServer, host: str, port: int) -> None:
+    srv = await asyncio.start_server(server.handle, host, port, backlog=2048, limit=1 << 20)
+    ticker = asyncio.create_task(server.ticker())
+    async with srv:
+        await srv.serve_forever()
+    ticker.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--ttft", type=float, default=0.04, help="seconds from request to first chunk")
+    ap.add_argument("--itl", type=float, default=0.008, help="seconds between chunks")
+    ap.add_argument("--mode", choices=MODES, default="normal")
+    args = ap.parse_args(argv)
+    try:
+        asyncio.run(_serve(FakeServer(args.ttft, args.itl, args.mode), args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
