@@ -78,10 +78,16 @@ class LoadgenProcess:
         spec = self.workload.next_request()
         self._seq += 1
         request_id = f"{self.worker}-{self._seq:06d}"
-        body = json.dumps(request_body(
-            chat=self._chat, model=cfg.model, prompt=spec.prompt, max_tokens=spec.max_tokens,
-            stream=cfg.stream, ignore_eos=cfg.workload["ignore_eos"],
-        )).encode()
+        body = json.dumps(
+            request_body(
+                chat=self._chat,
+                model=cfg.model,
+                prompt=spec.prompt,
+                max_tokens=spec.max_tokens,
+                stream=cfg.stream,
+                ignore_eos=cfg.workload["ignore_eos"],
+            )
+        ).encode()
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-Id": request_id}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -118,9 +124,24 @@ class LoadgenProcess:
                 conn.discard()
             first = times[0] if times else None
             self.buffer.add(
-                (request_id, self.worker, cfg.endpoint, cfg.stream,
-                 start if intended_start is None else intended_start, start, first, end, status, http_status,
-                 error, prompt_tokens, output_tokens, len(times), spec.input_tokens, spec.max_tokens),
+                (
+                    request_id,
+                    self.worker,
+                    cfg.endpoint,
+                    cfg.stream,
+                    start if intended_start is None else intended_start,
+                    start,
+                    first,
+                    end,
+                    status,
+                    http_status,
+                    error,
+                    prompt_tokens,
+                    output_tokens,
+                    len(times),
+                    spec.input_tokens,
+                    spec.max_tokens,
+                ),
                 times,
             )
         itl = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
@@ -187,9 +208,24 @@ class LoadgenProcess:
         self._seq += 1
         now = time.perf_counter()
         self.buffer.add(
-            (f"{self.worker}-{self._seq:06d}", self.worker, self.config.endpoint, self.config.stream, intended,
-             now, None, now, "dropped", None, f"in-flight cap {self.config.max_in_flight} reached", None, None,
-             0, None, None),
+            (
+                f"{self.worker}-{self._seq:06d}",
+                self.worker,
+                self.config.endpoint,
+                self.config.stream,
+                intended,
+                now,
+                None,
+                now,
+                "dropped",
+                None,
+                f"in-flight cap {self.config.max_in_flight} reached",
+                None,
+                None,
+                0,
+                None,
+                None,
+            ),
             array("d"),
         )
 
@@ -212,9 +248,12 @@ class LoadgenProcess:
             last_wall, last_cpu = now, cpu
 
     def figures(self) -> dict[str, int]:
-        return {"requests_sent": self.buffer.total_requests - self.dropped_dispatches,
-                "late_dispatches": self.late_dispatches, "dropped_dispatches": self.dropped_dispatches,
-                "dispatched": self.dispatched}
+        return {
+            "requests_sent": self.buffer.total_requests - self.dropped_dispatches,
+            "late_dispatches": self.late_dispatches,
+            "dropped_dispatches": self.dropped_dispatches,
+            "dispatched": self.dispatched,
+        }
 
 
 def _text(data: bytes) -> str:

@@ -34,8 +34,13 @@ class RawConnection:
         """Send the request; return the response once its headers are in (body not read)."""
         if self._client is None:
             self._client = HTTPClient(
-                self._host, self._port, ssl=self._ssl, concurrency=1, insecure=True,
-                connection_timeout=self._timeouts[0], network_timeout=self._timeouts[1],
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                concurrency=1,
+                insecure=True,
+                connection_timeout=self._timeouts[0],
+                network_timeout=self._timeouts[1],
             )
         return self._client.request("POST", self._prefix + path, body=body, headers=headers)
 

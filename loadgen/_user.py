@@ -21,6 +21,8 @@ from loadgen.shapes import Shape
 
 __all__ = ["ProcessHolder", "make_shape", "make_user_classes"]
 
+_CONNECT_RETRY_S = 0.1
+
 
 @dataclass
 class ProcessHolder:
@@ -44,7 +46,11 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
 
         @task
         def one_request(self) -> None:
-            fire(self.proc.send(self.conn))
+            outcome = self.proc.send(self.conn)
+            fire(outcome)
+            if outcome.status == "connection_error":
+                # a dead target refuses in microseconds: do not spin a core recording refusals
+                gevent.sleep(_CONNECT_RETRY_S)
 
         def on_stop(self) -> None:
             self.conn.discard()

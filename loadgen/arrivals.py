@@ -56,7 +56,10 @@ def arrival_times(shape: Shape, rng: random.Random, share: float = 1.0, phase: f
         if first and point.stage.arrival == "constant":
             gap *= phase
         first = False
+        stage_end = shape.starts_s[point.stage_index] + point.stage.duration_s
+        if t + gap >= stage_end:
+            # redraw from the boundary at the next stage's rate (exact for Poisson: memoryless)
+            t = stage_end
+            continue
         t += gap
-        if shape.at(t) is None:
-            return
         yield t

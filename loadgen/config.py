@@ -30,7 +30,7 @@ class LoadgenConfig:
     shape: list[dict[str, Any]]
     workload: dict[str, Any] = field(default_factory=lambda: WorkloadConfig().to_json())
     endpoint: str = "completions"
-    model: str = "default"
+    model: str = ""  # "": ask the target's /v1/models (satscope run does, before the load)
     stream: bool = True
     timeout_s: float = 120.0
     max_in_flight: int = 1024  # open loop, over all processes

@@ -21,9 +21,22 @@ if TYPE_CHECKING:
 __all__ = ["RAW_FIELDS", "RunStore", "WorkerBuffer"]
 
 RAW_FIELDS = (
-    "request_id", "worker", "endpoint", "stream", "intended_start", "start", "first_token", "end",
-    "status", "http_status", "error", "prompt_tokens", "output_tokens", "output_chunks",
-    "input_tokens_requested", "max_tokens",
+    "request_id",
+    "worker",
+    "endpoint",
+    "stream",
+    "intended_start",
+    "start",
+    "first_token",
+    "end",
+    "status",
+    "http_status",
+    "error",
+    "prompt_tokens",
+    "output_tokens",
+    "output_chunks",
+    "input_tokens_requested",
+    "max_tokens",
 )
 _TIME_FIELDS = ("intended_start", "start", "first_token", "end")
 
@@ -102,6 +115,16 @@ class RunStore:
         if batch["final"]:
             self.announced[worker] = batch["total_requests"]
 
+    def snapshot(self) -> RunStore:
+        """A copy to build tables from in another thread while this one keeps growing (copying the
+        lists and arrays is a memcpy; building Arrow tables is the slow part)."""
+        snap = RunStore()
+        snap.cols = {name: values[:] for name, values in self.cols.items()}
+        snap.token_row, snap.token_index = array("i", self.token_row), array("i", self.token_index)
+        snap.token_times = array("d", self.token_times)
+        snap.samples = self.samples[:]
+        return snap
+
     def missing(self) -> dict[str, int]:
         """Workers whose final count is not yet matched by received records (or not yet announced)."""
         return {w: n - self.received.get(w, 0) for w, n in self.announced.items() if self.received.get(w, 0) != n}
@@ -126,50 +149,88 @@ class RunStore:
         mismatch = streamed & (out_tok >= 0) & (out_tok != chunks)
         has_first = ~np.isnan(first)
         columns = {
-            "request_id": c["request_id"], "worker": c["worker"], "stage": stage, "offered_load": offered,
-            "endpoint": c["endpoint"], "stream": c["stream"], "intended_start": intended, "start": start,
-            "first_token": pa.array(first, mask=~has_first), "end": end, "status": c["status"],
-            "http_status": c["http_status"], "error": c["error"], "prompt_tokens": c["prompt_tokens"],
-            "output_tokens": c["output_tokens"], "output_chunks": chunks.astype(np.int32),
-            "token_mismatch": mismatch, "input_tokens_requested": c["input_tokens_requested"],
-            "max_tokens": c["max_tokens"], "ttft_s": pa.array(first - start, mask=~has_first),
-            "e2e_s": end - start, "ttft_intended_s": pa.array(first - intended, mask=~has_first),
+            "request_id": c["request_id"],
+            "worker": c["worker"],
+            "stage": stage,
+            "offered_load": pa.array(offered, mask=np.isnan(offered)),
+            "endpoint": c["endpoint"],
+            "stream": c["stream"],
+            "intended_start": intended,
+            "start": start,
+            "first_token": pa.array(first, mask=~has_first),
+            "end": end,
+            "status": c["status"],
+            "http_status": c["http_status"],
+            "error": c["error"],
+            "prompt_tokens": c["prompt_tokens"],
+            "output_tokens": c["output_tokens"],
+            "output_chunks": chunks.astype(np.int32),
+            "token_mismatch": mismatch,
+            "input_tokens_requested": c["input_tokens_requested"],
+            "max_tokens": c["max_tokens"],
+            "ttft_s": pa.array(first - start, mask=~has_first),
+            "e2e_s": end - start,
+            "ttft_intended_s": pa.array(first - intended, mask=~has_first),
             "e2e_intended_s": end - intended,
         }
         schema = requests_schema()
         requests = pa.Table.from_arrays(
-            [pa.array(columns[f.name], type=f.type) if not isinstance(columns[f.name], pa.Array)
-             else columns[f.name].cast(f.type) for f in schema], schema=schema)
+            [
+                pa.array(columns[f.name], type=f.type)
+                if not isinstance(columns[f.name], pa.Array)
+                else columns[f.name].cast(f.type)
+                for f in schema
+            ],
+            schema=schema,
+        )
         ids = pa.array(c["request_id"], type=pa.string()) if n else pa.array([], type=pa.string())
         rows = np.frombuffer(self.token_row, dtype=np.int32) if len(self.token_row) else np.zeros(0, np.int32)
         tokens = pa.Table.from_arrays(
-            [pa.DictionaryArray.from_arrays(pa.array(rows, type=pa.int32()), ids).cast(pa.string()),
-             pa.array(np.frombuffer(self.token_index, dtype=np.int32) if len(self.token_index)
-                      else np.zeros(0, np.int32), type=pa.int32()),
-             pa.array(np.frombuffer(self.token_times, dtype=np.float64) if len(self.token_times)
-                      else np.zeros(0), type=pa.float64())],
-            schema=tokens_schema())
+            [
+                pa.DictionaryArray.from_arrays(pa.array(rows, type=pa.int32()), ids).cast(pa.string()),
+                pa.array(
+                    np.frombuffer(self.token_index, dtype=np.int32) if len(self.token_index) else np.zeros(0, np.int32),
+                    type=pa.int32(),
+                ),
+                pa.array(
+                    np.frombuffer(self.token_times, dtype=np.float64) if len(self.token_times) else np.zeros(0),
+                    type=pa.float64(),
+                ),
+            ],
+            schema=tokens_schema(),
+        )
         s = self.samples
         loadgen = pa.Table.from_arrays(
-            [pa.array([r[0] for r in s], pa.float64()), pa.array(["loadgen"] * len(s), pa.string()),
-             pa.array([r[1] for r in s], pa.string()), pa.array([float(r[2]) for r in s], pa.float64()),
-             pa.array([r[3] for r in s], pa.string())], schema=samples_schema())
+            [
+                pa.array([r[0] for r in s], pa.float64()),
+                pa.array(["loadgen"] * len(s), pa.string()),
+                pa.array([r[1] for r in s], pa.string()),
+                pa.array([float(r[2]) for r in s], pa.float64()),
+                pa.array([r[3] for r in s], pa.string()),
+            ],
+            schema=samples_schema(),
+        )
         return requests, tokens, loadgen
 
 
-def _stages_of(shape: Shape, origin_s: float | None, intended: Any) -> tuple[list[str], list[float | None]]:
-    """Stage name and offered load at each intended start (the stage a request was dispatched in)."""
-    names: list[str] = []
-    loads: list[float | None] = []
-    last = shape.stages[-1].name
-    for t in intended.tolist():
-        point = None if origin_s is None else shape.at(t - origin_s)
-        if point is None:
-            # before the shape started (connect) or after it ended (drain): the nearest stage
-            before = origin_s is None or t < origin_s
-            names.append(shape.stages[0].name if before else last)
-            loads.append(None)
-        else:
-            names.append(point.stage.name)
-            loads.append(point.load)
-    return names, loads
+def _stages_of(shape: Shape, origin_s: float | None, intended: Any) -> tuple[list[str], Any]:
+    """Stage name and offered load at each intended start (the stage a request was dispatched in).
+
+    Vectorised: this runs on every flush over every request so far. Before the shape started the
+    first stage is named, after it ended (the drain) the last; the offered load is null there.
+    """
+    import numpy as np
+
+    names = np.array([s.name for s in shape.stages], dtype=object)
+    if origin_s is None or len(intended) == 0:
+        return [shape.stages[0].name] * len(intended), np.full(len(intended), np.nan)
+    elapsed = intended - origin_s
+    index = np.clip(np.searchsorted(np.asarray(shape.starts_s), elapsed, side="right") - 1, 0, len(names) - 1)
+    inside = (elapsed >= 0) & (elapsed < shape.duration_s)
+    loads = np.full(len(intended), np.nan)
+    for i, stage in enumerate(shape.stages):
+        sel = inside & (index == i)
+        if sel.any():
+            offsets = elapsed[sel] - shape.starts_s[i]
+            loads[sel] = [stage.load_at(x) for x in offsets] if stage.profile != "hold" else stage.load
+    return names[index].tolist(), loads

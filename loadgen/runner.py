@@ -26,6 +26,9 @@ from typing import Any
 
 import gevent
 import locust.stats
+import numpy  # noqa: F401
+import pandas  # noqa: F401  pyarrow imports it on the first Parquet write: 0.3 s of CPU mid-run
+import pyarrow.parquet  # noqa: F401  (all three now, before the load: not inside a flush)
 from locust.env import Environment
 
 from loadgen._process import LoadgenProcess, Outcome
@@ -54,13 +57,31 @@ def _fire(env: Environment, holder: ProcessHolder) -> Any:
         endpoint = holder.proc.config.endpoint if holder.proc else "?"
         exc = None if o.status == "ok" else RuntimeError(f"{o.status}: {o.error}")
         if o.ttft_s is not None:
-            request(request_type="TTFT", name=endpoint, response_time=o.ttft_s * 1000, response_length=0,
-                    exception=None, context={})
+            request(
+                request_type="TTFT",
+                name=endpoint,
+                response_time=o.ttft_s * 1000,
+                response_length=0,
+                exception=None,
+                context={},
+            )
         if o.itl_mean_s is not None:
-            request(request_type="ITL", name=endpoint, response_time=o.itl_mean_s * 1000,
-                    response_length=0, exception=None, context={})
-        request(request_type="E2E", name=endpoint, response_time=o.e2e_s * 1000, response_length=o.chunks,
-                exception=exc, context={})
+            request(
+                request_type="ITL",
+                name=endpoint,
+                response_time=o.itl_mean_s * 1000,
+                response_length=0,
+                exception=None,
+                context={},
+            )
+        request(
+            request_type="E2E",
+            name=endpoint,
+            response_time=o.e2e_s * 1000,
+            response_length=o.chunks,
+            exception=exc,
+            context={},
+        )
 
     return fire
 
@@ -82,24 +103,33 @@ class _Run:
 
     def flush(self) -> int:
         self.collect_local()
-        return gevent.get_hub().threadpool.apply(
-            write_run_files, (self.cfg.run_dir, self.store, self.shape, self.origin))
+        snapshot = self.store.snapshot()  # in the loop thread: the store changes as batches arrive
+        return gevent.get_hub().threadpool.apply(write_run_files, (self.cfg.run_dir, snapshot, self.shape, self.origin))
 
     def loop_until_stopped(self) -> None:
         runner = self.env.runner
         assert runner is not None
         last_flush = time.perf_counter()
+        interval = self.cfg.flush_interval_s
         while runner.state not in ("stopped", "stopping", "cleanup") or self.origin is None:
             gevent.sleep(self.cfg.progress_interval_s)
             self.collect_local()
             now = time.perf_counter()
             point = self.shape.at(now - self.origin) if self.origin is not None else None
-            emit("progress", stage=point.stage.name if point else None,
-                 load=point.load if point else None, loop=self.shape.kind,
-                 users=runner.user_count, **progress(self.store, now))
-            if now - last_flush >= self.cfg.flush_interval_s:
+            emit(
+                "progress",
+                stage=point.stage.name if point else None,
+                load=point.load if point else None,
+                loop=self.shape.kind,
+                users=runner.user_count,
+                **progress(self.store, now),
+            )
+            if now - last_flush >= interval:
                 self.flush()
                 last_flush = time.perf_counter()
+                # each flush rewrites whole files: keep it under ~10% of the time as the run grows
+                interval = max(self.cfg.flush_interval_s, 10 * (last_flush - now))
+        interval = self.cfg.flush_interval_s
         while runner.state != "stopped":
             gevent.sleep(0.1)
 
@@ -110,9 +140,17 @@ class _Run:
         for wf in self.worker_figures.values():
             for k, v in wf.items():
                 figures[k] = figures.get(k, 0) + v
-        emit("final", records_written=n, received=self.store.received, announced=self.store.announced,
-             missing=self.store.missing(), interrupted=self.interrupted, shape_origin_s=self.origin,
-             worker_clock_offsets_s=self.offsets, **figures)
+        emit(
+            "final",
+            records_written=n,
+            received=self.store.received,
+            announced=self.store.announced,
+            missing=self.store.missing(),
+            interrupted=self.interrupted,
+            shape_origin_s=self.origin,
+            worker_clock_offsets_s=self.offsets,
+            **figures,
+        )
 
 
 def shape_kind(cfg: LoadgenConfig) -> str:
@@ -120,8 +158,9 @@ def shape_kind(cfg: LoadgenConfig) -> str:
 
 
 def _start_csv(env: Environment, run_dir: str) -> Any:
-    writer = locust.stats.StatsCSVFileWriter(env, locust.stats.PERCENTILES_TO_REPORT,
-                                             str(Path(run_dir) / "locust"), full_history=False)
+    writer = locust.stats.StatsCSVFileWriter(
+        env, locust.stats.PERCENTILES_TO_REPORT, str(Path(run_dir) / "locust"), full_history=False
+    )
     gevent.spawn(writer.stats_writer)
     return writer
 
@@ -169,12 +208,6 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> No
     _on_signals(run)
     names: dict[str, int] = {}
 
-    def on_connect(client_id: str, **_: Any) -> None:
-        index = names.setdefault(client_id, len(names))
-        runner.send_message("satscope_config", {"config": cfg.to_json(), "index": index, "share": 1.0 / expect,
-                                                "host": socket.gethostname(), "now": time.perf_counter()},
-                            client_id=client_id)
-
     def on_records(environment: Environment, msg: Any, **_: Any) -> None:
         data = msg.data
         run.store.extend(data["worker"], data["batch"])
@@ -182,7 +215,6 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> No
         if data["batch"]["final"]:
             run.worker_figures[data["worker"]] = data["figures"]
 
-    env.events.worker_connect.add_listener(on_connect)
     runner.register_message("satscope_records", on_records)
     deadline = time.monotonic() + 120
     while runner.worker_count < expect:
@@ -191,6 +223,21 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> No
             runner.quit()
             sys.exit(3)
         gevent.sleep(0.1)
+    # configure the workers only now, once all are in: a worker registers its handler after it has
+    # connected, and messages to one worker arrive in order, so the config precedes any spawn
+    for index, client_id in enumerate(sorted(runner.clients)):
+        names[client_id] = index
+        runner.send_message(
+            "satscope_config",
+            {
+                "config": cfg.to_json(),
+                "index": index,
+                "share": 1.0 / expect,
+                "host": socket.gethostname(),
+                "now": time.perf_counter(),
+            },
+            client_id=client_id,
+        )
     csv = _start_csv(env, cfg.run_dir) if cfg.locust_csv else None
     runner.start_shape()
     run.origin = shape.start_time
@@ -216,8 +263,9 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
         worker = name or f"w{data['index']}"
         same_host = data["host"] == socket.gethostname()
         state["offset"] = 0.0 if same_host else data["now"] - time.perf_counter()
-        holder.proc = LoadgenProcess(cfg, worker, zlib.crc32(worker.encode()) if name else data["index"] + 1,
-                                     share=data["share"])
+        holder.proc = LoadgenProcess(
+            cfg, worker, zlib.crc32(worker.encode()) if name else data["index"] + 1, share=data["share"]
+        )
         gevent.spawn(holder.proc.monitor)
         gevent.spawn(sender)
 
@@ -225,9 +273,15 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
         proc = holder.proc
         if proc is None:
             return
-        runner.send_message("satscope_records", {
-            "worker": proc.worker, "clock_offset_s": state["offset"], "figures": proc.figures(),
-            "batch": proc.buffer.drain(state["offset"], final=final)})
+        runner.send_message(
+            "satscope_records",
+            {
+                "worker": proc.worker,
+                "clock_offset_s": state["offset"],
+                "figures": proc.figures(),
+                "batch": proc.buffer.drain(state["offset"], final=final),
+            },
+        )
 
     def sender() -> None:
         while True:
@@ -242,12 +296,16 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
     env.events.test_stop.add_listener(lambda **_: send(final=True))
     env.user_classes = list(make_user_classes(holder, _fire(env, holder)).values())
     runner = env.create_worker_runner(master_host, port)
+    runner.register_message("satscope_config", on_config)  # before the first yield: nothing is missed
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, runner.quit)
     runner.greenlet.join()
 
 
 def main(argv: list[str] | None = None) -> None:
+    # the Parquet writer thread holds the GIL while it builds tables; hand it back to the gevent
+    # loop (which timestamps tokens) within 0.5 ms instead of the default 5 ms
+    sys.setswitchinterval(0.0005)
     ap = argparse.ArgumentParser(prog="python -m loadgen.runner", description="satscope's Locust process")
     ap.add_argument("--role", choices=("local", "master", "worker"), default="local")
     ap.add_argument("--config", help="loadgen config JSON (local, master)")

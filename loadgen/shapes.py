@@ -194,15 +194,29 @@ def load_stages_toml(path: str | Path) -> list[Stage]:
 
 
 def _stage_from_table(i: int, t: dict[str, Any], p: Path) -> Stage:
-    known = {"name", "duration_s", "users", "rate", "from", "to", "spawn_rate", "arrival", "cv",
-             "amplitude", "period_s"}
+    known = {
+        "name",
+        "duration_s",
+        "users",
+        "rate",
+        "from",
+        "to",
+        "spawn_rate",
+        "arrival",
+        "cv",
+        "amplitude",
+        "period_s",
+    }
     unknown = set(t) - known
     if unknown:
-        raise SatscopeError(f"stages file {p}: stage {i + 1} has unknown keys {sorted(unknown)}",
-                            f"use only {sorted(known)}")
+        raise SatscopeError(
+            f"stages file {p}: stage {i + 1} has unknown keys {sorted(unknown)}", f"use only {sorted(known)}"
+        )
     if ("users" in t) == ("rate" in t):
-        raise SatscopeError(f"stages file {p}: stage {i + 1} needs exactly one of users / rate",
-                            "users = N (closed loop) or rate = R req/s (open loop)")
+        raise SatscopeError(
+            f"stages file {p}: stage {i + 1} needs exactly one of users / rate",
+            "users = N (closed loop) or rate = R req/s (open loop)",
+        )
     kind = "closed" if "users" in t else "open"
     value = t.get("users", t.get("rate"))
     profile, load_end = "hold", None

@@ -20,8 +20,56 @@ from satscope.errors import SatscopeError
 __all__ = ["DISTRIBUTIONS", "LengthDist", "RequestSpec", "Workload", "WorkloadConfig", "load_sharegpt"]
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal")
-_WORDS = ("the of and to in is it for on with as at by be this that from or an are was you we can "
-          "all one has but not what out up so if no my more time how day way new she he his her").split()
+_WORDS = tuple(
+    [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "it",
+        "for",
+        "on",
+        "with",
+        "as",
+        "at",
+        "by",
+        "be",
+        "this",
+        "that",
+        "from",
+        "or",
+        "an",
+        "are",
+        "was",
+        "you",
+        "we",
+        "can",
+        "all",
+        "one",
+        "has",
+        "but",
+        "not",
+        "what",
+        "out",
+        "up",
+        "so",
+        "if",
+        "no",
+        "my",
+        "more",
+        "time",
+        "how",
+        "day",
+        "way",
+        "new",
+        "she",
+        "he",
+        "his",
+        "her",
+    ]
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,8 +87,10 @@ class LengthDist:
         if self.kind not in DISTRIBUTIONS:
             raise SatscopeError(f"length distribution {self.kind!r} unknown", f"use one of {DISTRIBUTIONS}")
         if self.mean < 1 or self.minimum < 1 or self.maximum < self.minimum:
-            raise SatscopeError(f"length {self.mean} (min {self.minimum}, max {self.maximum}) is invalid",
-                                "lengths are >= 1 token and max >= min")
+            raise SatscopeError(
+                f"length {self.mean} (min {self.minimum}, max {self.maximum}) is invalid",
+                "lengths are >= 1 token and max >= min",
+            )
         if self.spread < 0:
             raise SatscopeError("a length spread must be >= 0", "use 0 for a fixed length")
 
@@ -64,8 +114,9 @@ class LengthDist:
                 return cls("fixed", int(parts[0]))
             kind, mean, spread = parts[0], int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0
         except (ValueError, IndexError) as exc:
-            raise SatscopeError(f"cannot read length {text!r}",
-                                "write N, or KIND:MEAN[:SPREAD] e.g. lognormal:128:0.5") from exc
+            raise SatscopeError(
+                f"cannot read length {text!r}", "write N, or KIND:MEAN[:SPREAD] e.g. lognormal:128:0.5"
+            ) from exc
         return cls(kind, mean, spread)
 
 
@@ -94,22 +145,29 @@ class WorkloadConfig:
         if self.prefix_groups < 0 or self.prefix_tokens < 0:
             raise SatscopeError("prefix groups and prefix tokens must be >= 0", "use 0 to turn prefixes off")
         if (self.prefix_groups > 0) != (self.prefix_tokens > 0):
-            raise SatscopeError("shared prefixes need both --prefix-groups and --prefix-tokens",
-                                "set both, or neither")
+            raise SatscopeError("shared prefixes need both --prefix-groups and --prefix-tokens", "set both, or neither")
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "input_len": _dist_json(self.input_len), "output_len": _dist_json(self.output_len),
-            "prefix_groups": self.prefix_groups, "prefix_tokens": self.prefix_tokens,
-            "dataset": self.dataset, "ignore_eos": self.ignore_eos, "seed": self.seed,
+            "input_len": _dist_json(self.input_len),
+            "output_len": _dist_json(self.output_len),
+            "prefix_groups": self.prefix_groups,
+            "prefix_tokens": self.prefix_tokens,
+            "dataset": self.dataset,
+            "ignore_eos": self.ignore_eos,
+            "seed": self.seed,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> WorkloadConfig:
         return cls(
-            input_len=LengthDist(**d["input_len"]), output_len=LengthDist(**d["output_len"]),
-            prefix_groups=d["prefix_groups"], prefix_tokens=d["prefix_tokens"], dataset=d["dataset"],
-            ignore_eos=d["ignore_eos"], seed=d["seed"],
+            input_len=LengthDist(**d["input_len"]),
+            output_len=LengthDist(**d["output_len"]),
+            prefix_groups=d["prefix_groups"],
+            prefix_tokens=d["prefix_tokens"],
+            dataset=d["dataset"],
+            ignore_eos=d["ignore_eos"],
+            seed=d["seed"],
         )
 
 
@@ -130,9 +188,11 @@ def load_sharegpt(path: str | Path) -> list[tuple[str, int | None]]:
         raise SatscopeError(f"cannot read dataset {p}: {exc}", "check the --dataset path") from exc
     try:
         stripped = text.lstrip()
-        entries = json.loads(text) if stripped.startswith("[") else [
-            json.loads(line) for line in text.splitlines() if line.strip()
-        ]
+        entries = (
+            json.loads(text)
+            if stripped.startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
     except json.JSONDecodeError as exc:
         raise SatscopeError(f"dataset {p} is not JSON or JSONL: {exc}", "use ShareGPT format") from exc
     pairs: list[tuple[str, int | None]] = []
@@ -150,8 +210,10 @@ def load_sharegpt(path: str | Path) -> list[tuple[str, int | None]]:
                     pairs.append((prompt, reply_len or None))
                 break
     if not pairs:
-        raise SatscopeError(f"dataset {p} has no conversations with a human turn",
-                            "use ShareGPT format: [{\"conversations\": [{\"from\": \"human\", ...}]}]")
+        raise SatscopeError(
+            f"dataset {p} has no conversations with a human turn",
+            'use ShareGPT format: [{"conversations": [{"from": "human", ...}]}]',
+        )
     return pairs
 
 
@@ -162,9 +224,7 @@ class Workload:
         self.config = config
         self._rng = random.Random(f"{config.seed}/{stream_id}")
         prefix_rng = random.Random(f"{config.seed}/prefixes")  # same groups in every process
-        self._prefixes = [
-            _words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)
-        ]
+        self._prefixes = [_words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)]
         self._dataset = load_sharegpt(config.dataset) if config.dataset else None
         if self._dataset:
             self._rng.shuffle(self._dataset)

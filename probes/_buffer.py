@@ -40,6 +40,11 @@ class SampleBuffer:
             for row in rows:
                 self.latest[(row.source, row.metric, labels_to_str(row.labels))] = (row.t, row.value)
 
+    def latest_values(self) -> dict[tuple[str, str, str], tuple[float, float]]:
+        """(source, metric, labels) -> (t, value) of the newest row of each series."""
+        with self._lock:
+            return dict(self.latest)
+
     def __len__(self) -> int:
         return self._rows
 

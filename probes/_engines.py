@@ -106,6 +106,8 @@ ENGINES: dict[str, tuple[Spec, ...]] = {
         _g("kv_cache_usage", "sglang:token_usage", agg="avg"),
         _g("requests_running", "sglang:num_running_reqs"),
         _g("requests_waiting", "sglang:num_queue_reqs"),
+        # SGLang calls preemption "retraction".
+        Counter(("sglang:num_retracted_requests_total",), "preemptions_per_s", "preemptions_total"),
         Counter(("sglang:prompt_tokens_total",), "prompt_tokens_per_s"),
         Counter(("sglang:generation_tokens_total",), "generation_tokens_per_s"),
         HistMean("ttft_mean_s", ("sglang:time_to_first_token_seconds",)),

@@ -11,7 +11,9 @@ from typing import Any
 
 from probes._source import Row, SourceUnavailable
 
-__all__ = ["HostProbe"]
+__all__ = ["CHILDREN_RESCAN_S", "HostProbe"]
+
+CHILDREN_RESCAN_S = 10.0
 
 
 class HostProbe:
@@ -26,6 +28,7 @@ class HostProbe:
         self._process: Any = None
         self._children: dict[int, Any] = {}
         self._last: tuple[float, float] | None = None
+        self._next_rescan = 0.0
 
     def open(self) -> None:
         try:
@@ -70,15 +73,23 @@ class HostProbe:
         return rows
 
     def _children_cpu(self) -> float:
-        """CPU seconds of the live children; a child that exits takes its seconds with it."""
+        """CPU seconds of the live children; a child that exits takes its seconds with it.
+
+        Finding children scans every process on the machine (most of this probe's cost), so it
+        is redone only every ``CHILDREN_RESCAN_S``: servers start their workers once, at start-up.
+        """
         psutil = self._psutil
+        now = time.monotonic()
+        if now >= self._next_rescan:
+            self._next_rescan = now + CHILDREN_RESCAN_S
+            for child in self._process.children(recursive=True):
+                self._children.setdefault(child.pid, child)
         total = 0.0
-        for child in self._process.children(recursive=True):
-            known = self._children.setdefault(child.pid, child)
+        for pid, child in list(self._children.items()):
             try:
-                times = known.cpu_times()
+                times = child.cpu_times()
             except psutil.Error:
-                self._children.pop(child.pid, None)
+                del self._children[pid]
                 continue
             total += times.user + times.system
         return total

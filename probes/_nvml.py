@@ -95,7 +95,14 @@ class GpuProbe:
             nvml.nvmlShutdown()
             raise SourceUnavailable("NVML found no GPU on this machine")
         for index in range(count):
-            self._add_gpu(index)
+            try:
+                self._add_gpu(index)
+            except nvml.NVMLError as exc:  # one GPU NVML cannot describe does not hide the others
+                self.errors[f"gpu{index}"] = f"{type(exc).__name__}: {exc}"
+        if not self._targets:
+            nvml.nvmlShutdown()
+            raise SourceUnavailable(f"NVML could not open any of {count} GPU(s): "
+                                    + "; ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())))
 
     def _add_gpu(self, index: int) -> None:
         nvml = self._nvml

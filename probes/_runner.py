@@ -64,6 +64,9 @@ class ProbeRunner:
             except SourceUnavailable as exc:
                 self._mark_unavailable(name, str(exc))
                 del self.sources[name]
+            except Exception as exc:  # a bug in one source must not stop the others or the run
+                self._mark_unavailable(name, f"could not start: {type(exc).__name__}: {exc}")
+                del self.sources[name]
         self.write_probes_json()
         for name, source in self.sources.items():
             thread = threading.Thread(target=self._sample_loop, args=(name, source), name=f"probe-{name}",
@@ -135,10 +138,13 @@ class ProbeRunner:
         assert self.config.out is not None
         statuses = self.status()
         while not self._stop.wait(self.config.flush_interval_s):
-            self.buffer.flush(self.config.out / SAMPLES_FILE)
-            if self.status() != statuses:  # e.g. the server answered its first scrape
-                statuses = self.status()
-                self.write_probes_json()
+            try:
+                self.buffer.flush(self.config.out / SAMPLES_FILE)
+                if self.status() != statuses:  # e.g. the server answered its first scrape
+                    statuses = self.status()
+                    self.write_probes_json()
+            except OSError as exc:  # a full disk now may clear later; the final flush tries again
+                self._note("flush", f"writing {self.config.out} failed: {exc}")
 
     # -- reporting -------------------------------------------------------------------------
     def _mark_unavailable(self, name: str, reason: str) -> None:

@@ -25,7 +25,10 @@ class ServerProbe:
     name = "server"
 
     def __init__(self, target: str, timeout_s: float = 2.0) -> None:
-        self.url = f"{target.rstrip('/')}/metrics"
+        base = target.rstrip("/")
+        # An OpenAI base URL (".../v1") is common as a target; /metrics lives at the server root.
+        base = base[: -len("/v1")] if base.endswith("/v1") else base
+        self.url = f"{base}/metrics"
         self.timeout_s = timeout_s
         self.engine: str | None = None
         self.model: dict[str, Any] | None = None
@@ -33,6 +36,7 @@ class ServerProbe:
         self.last_error: str | None = None
         self._mapper: CanonicalMapper | None = None
         self._client: Any = None
+        self._prefixes: tuple[str, ...] | None = None
 
     def open(self) -> None:
         import httpx
@@ -53,7 +57,8 @@ class ServerProbe:
             return []
         t = (sent + time.monotonic()) / 2.0
         try:
-            expo = parse_exposition(text)
+            # Once the engine is known, only its own names are parsed (the scrape's main CPU cost).
+            expo = parse_exposition(text, self._prefixes)
         except ValueError as exc:
             self.last_error = f"{self.url} is not Prometheus text exposition: {exc}"
             return []
@@ -65,6 +70,7 @@ class ServerProbe:
                 self.last_error = f"{self.url} has no metrics of a known engine (prefixes {known})"
                 return []
             self._mapper = CanonicalMapper(self.engine)
+            self._prefixes = (ENGINE_PREFIXES[self.engine],)
         if self.model is None:
             self.model = model_description(self.engine, expo)
         return self._mapper.rows(t, expo)

@@ -1,1 +1,23 @@
-"""reports."""
+"""Saturation reports: read a run directory, find the knee, name the bottleneck with evidence.
+
+``build_report`` writes ``summary.json`` (docs/summary-format.md) and a self-contained
+``report.html``; ``analyze`` returns the summary only; ``compare_runs`` overlays two runs. The
+rules are in docs/reports.md. Nothing here imports ``loadgen`` or ``probes``: the run directory
+(docs/run-format.md) is the only input.
+"""
+
+from reports._build import ReportResult, analyze, build_report
+from reports._compare import CompareResult, compare_runs
+from reports._goodput import Slos, parse_slos
+from reports._load import ReportInputError
+
+__all__ = [
+    "CompareResult",
+    "ReportInputError",
+    "ReportResult",
+    "Slos",
+    "analyze",
+    "build_report",
+    "compare_runs",
+    "parse_slos",
+]

@@ -28,9 +28,20 @@ __all__ = ["SUMMARY_FORMAT_VERSION", "Analysis", "run_analysis"]
 
 SUMMARY_FORMAT_VERSION = 1
 RESOURCE_METRICS = (
-    "kv_cache_usage", "requests_running", "requests_waiting", "preemptions_per_s", "batch_size",
-    "gpu_dram_bw_util", "gpu_sm_occupancy", "gpu_sm_active", "gpu_tensor_active", "gpu_time_busy",
-    "gpu_mem_time_busy", "gpu_power_w", "server_cpu_cores", "host_cpu_util",
+    "kv_cache_usage",
+    "requests_running",
+    "requests_waiting",
+    "preemptions_per_s",
+    "batch_size",
+    "gpu_dram_bw_util",
+    "gpu_sm_occupancy",
+    "gpu_sm_active",
+    "gpu_tensor_active",
+    "gpu_time_busy",
+    "gpu_mem_time_busy",
+    "gpu_power_w",
+    "server_cpu_cores",
+    "host_cpu_util",
 )
 CORRELATED_WITH = ("output_tokens_per_s", "requests_per_s", "ttft_p99_s", "itl_p99_s")
 
@@ -45,6 +56,8 @@ class Analysis:
     levels: pd.DataFrame
     ttft_s: np.ndarray
     itl_s: np.ndarray
+    manifest: dict[str, Any]
+    top_errors: list[tuple[str, int]]
 
 
 def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -> Analysis:
@@ -76,9 +89,15 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         stages["scaling_efficiency"] = np.nan
     saturation = _saturation(knee, load_kind(spans))
     failed = req.loc[req["sent"] & ~req["ok"], "error"].dropna()
-    ctx = Context(windows, stages, run.manifest, knee.found, saturation["at_s"],
-                  saturation["knee_scaling_efficiency"],
-                  top_error=str(failed.value_counts().index[0]) if len(failed) else None)
+    ctx = Context(
+        windows,
+        stages,
+        run.manifest,
+        knee.found,
+        saturation["at_s"],
+        saturation["knee_scaling_efficiency"],
+        top_error=str(failed.value_counts().index[0]) if len(failed) else None,
+    )
     bottleneck = attribute(ctx)
     ok = req["ok"].to_numpy()
     summary: dict[str, Any] = {
@@ -102,14 +121,24 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
             "e2e_intended_s": distribution(req["e2e_intended_s"][ok]),
             "output_tokens": distribution(req["out_tokens"][ok]),
         },
-        "stages": _records(stages.drop(columns=["_context_tokens_mean"])),
+        "stages": _records(stages[[c for c in stages.columns if not c.startswith("_")]]),
         "correlations": _correlations(windows),
         "utilization": util,
         "probes": probes_block(run),
         "validity": validity_block(run, req, len(knee.levels)),
     }
     summary["verdict"] = verdict_sentence(summary)
-    return Analysis(summary, windows, stages, knee.levels, req["ttft_s"][ok].to_numpy(dtype=float), gaps.gap_s)
+    top_errors = [(str(k), int(v)) for k, v in failed.value_counts().head(10).items()]
+    return Analysis(
+        summary,
+        windows,
+        stages,
+        knee.levels,
+        req["ttft_s"][ok].to_numpy(dtype=float),
+        gaps.gap_s,
+        run.manifest,
+        top_errors,
+    )
 
 
 def _version() -> str:
@@ -129,15 +158,25 @@ def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, An
     m = run.manifest
     target = m.get("target") or {}
     start, end = m.get("start_s"), m.get("end_s")
-    duration = (float(end) - float(start)) if start is not None and end is not None else (
-        float(req["end"].max() - req["intended_start"].min()) if len(req) else 0.0)
+    duration = (
+        (float(end) - float(start))
+        if start is not None and end is not None
+        else (float(req["end"].max() - req["intended_start"].min()) if len(req) else 0.0)
+    )
     dropped = int((req["status"] == "dropped").sum())
     return {
-        "status": m.get("status"), "model": target.get("model") or (run.probes.get("model") or {}).get("name"),
-        "endpoint": target.get("endpoint"), "url": target.get("url"), "duration_s": duration,
-        "load_kind": load_kind(spans), "requests_total": len(req), "requests_ok": int(req["ok"].sum()),
-        "requests_failed": int((~req["ok"]).sum()) - dropped, "requests_dropped": dropped,
-        "output_tokens_total": int(req["out_tokens"].sum()), "stage_count": len(spans),
+        "status": m.get("status"),
+        "model": target.get("model") or (run.probes.get("model") or {}).get("name"),
+        "endpoint": target.get("endpoint"),
+        "url": target.get("url"),
+        "duration_s": duration,
+        "load_kind": load_kind(spans),
+        "requests_total": len(req),
+        "requests_ok": int(req["ok"].sum()),
+        "requests_failed": int((~req["ok"]).sum()) - dropped,
+        "requests_dropped": dropped,
+        "output_tokens_total": int(req["out_tokens"].sum()),
+        "stage_count": len(spans),
     }
 
 
@@ -148,10 +187,15 @@ def _saturation(knee: Any, kind: str) -> dict[str, Any]:
     row = lv.iloc[pos] if pos is not None else None
     pick = lambda col: clean(row[col]) if row is not None and col in lv else None  # noqa: E731
     out |= {
-        "stage": pick("stage"), "offered_load": pick("offered_load"), "at_s": pick("start_at_s"),
-        "requests_per_s": pick("requests_per_s"), "output_tokens_per_s": pick("output_tokens_per_s"),
-        "total_tokens_per_s": pick("total_tokens_per_s"), "ttft_p99_s": pick("ttft_p99_s"),
-        "itl_p99_s": pick("itl_p99_s"), "e2e_p99_s": pick("e2e_p99_s"),
+        "stage": pick("stage"),
+        "offered_load": pick("offered_load"),
+        "at_s": pick("start_at_s"),
+        "requests_per_s": pick("requests_per_s"),
+        "output_tokens_per_s": pick("output_tokens_per_s"),
+        "total_tokens_per_s": pick("total_tokens_per_s"),
+        "ttft_p99_s": pick("ttft_p99_s"),
+        "itl_p99_s": pick("itl_p99_s"),
+        "e2e_p99_s": pick("e2e_p99_s"),
         "ttft_intended_p99_s": pick("ttft_intended_p99_s"),
     }
     knee_row = lv.iloc[knee.knee_pos] if knee.knee_pos is not None else None
@@ -184,18 +228,26 @@ def _add_goodput(stages: pd.DataFrame, req: pd.DataFrame, slo: Slos) -> None:
 
 
 def _goodput_block(stages: pd.DataFrame, req: pd.DataFrame, slo: Slos) -> dict[str, Any]:
-    out: dict[str, Any] = {"slos": slo.as_dict(), "best_stage": None, "best_offered_load": None,
-                           "best_goodput_per_s": None, "best_goodput_fraction": None,
-                           "best_output_tokens_per_s": None, "run_goodput_fraction": None}
+    out: dict[str, Any] = {
+        "slos": slo.as_dict(),
+        "best_stage": None,
+        "best_offered_load": None,
+        "best_goodput_per_s": None,
+        "best_goodput_fraction": None,
+        "best_output_tokens_per_s": None,
+        "run_goodput_fraction": None,
+    }
     if slo.given and len(stages) and stages["goodput_per_s"].notna().any():
         best = stages.loc[stages["goodput_per_s"].idxmax()]
         sent = req["sent"].to_numpy()
-        out |= {"best_stage": best["stage"], "best_offered_load": clean(best["offered_load"]),
-                "best_goodput_per_s": clean(best["goodput_per_s"]),
-                "best_goodput_fraction": clean(best["goodput_fraction"]),
-                "best_output_tokens_per_s": clean(best["_goodput_tokens_per_s"]),
-                "run_goodput_fraction": clean(req.attrs["good"][sent].mean()) if sent.any() else None}
-    stages.drop(columns=["_goodput_tokens_per_s"], inplace=True)
+        out |= {
+            "best_stage": best["stage"],
+            "best_offered_load": clean(best["offered_load"]),
+            "best_goodput_per_s": clean(best["goodput_per_s"]),
+            "best_goodput_fraction": clean(best["goodput_fraction"]),
+            "best_output_tokens_per_s": clean(best["_goodput_tokens_per_s"]),
+            "run_goodput_fraction": clean(req.attrs["good"][sent].mean()) if sent.any() else None,
+        }
     return out
 
 

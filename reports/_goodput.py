@@ -34,8 +34,9 @@ class Slos:
         for name in ("ttft_s", "itl_s", "e2e_s"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise SatscopeError(f"SLO {name} must be a positive number of seconds, not {value}",
-                                    "e.g. --slo ttft=0.5")
+                raise SatscopeError(
+                    f"SLO {name} must be a positive number of seconds, not {value}", "e.g. --slo ttft=0.5"
+                )
 
     @property
     def given(self) -> bool:

@@ -24,7 +24,7 @@ RESUME_MARGIN = 1.2
 RULE = (
     f"levels sorted by offered load; the knee is the first level whose throughput gain is under "
     f"{MIN_EFFICIENCY:g}x its load gain (relative to the level before) while tail latency "
-    f"(TTFT p99 from intended send, else E2E p99) rose at least {MIN_LATENCY_RISE:g}x and no later "
+    f"(TTFT, ITL or E2E p99, from intended send) rose at least {MIN_LATENCY_RISE:g}x and no later "
     f"level exceeds the level before by more than {RESUME_MARGIN:g}x; the saturation point is the "
     f"level before the knee"
 )
@@ -43,13 +43,23 @@ class Knee:
     rule: str = RULE
 
 
-def _latency(levels: pd.DataFrame) -> pd.Series:
-    for col in ("ttft_intended_p99_s", "e2e_intended_p99_s", "e2e_p99_s"):
-        if col in levels and levels[col].notna().any():
-            return levels[col]
-    import pandas as pd
+LATENCY_COLUMNS = ("ttft_intended_p99_s", "itl_p99_s", "e2e_intended_p99_s")
 
-    return pd.Series(float("nan"), index=levels.index)
+
+def _latency_rose(levels: pd.DataFrame, i: int, p: int) -> bool:
+    """Any tail latency rose by MIN_LATENCY_RISE; True when the run has no latency to judge by."""
+    import math
+
+    judged = False
+    for col in LATENCY_COLUMNS:
+        if col not in levels:
+            continue
+        now, before = float(levels[col].iloc[i]), float(levels[col].iloc[p])
+        if math.isfinite(now) and math.isfinite(before) and before > 0:
+            judged = True
+            if now >= MIN_LATENCY_RISE * before:
+                return True
+    return not judged
 
 
 def find_knee(levels: pd.DataFrame, method: str) -> Knee:
@@ -61,7 +71,6 @@ def find_knee(levels: pd.DataFrame, method: str) -> Knee:
     col = "output_tokens_per_s" if lv.get("output_tokens_per_s", lv.index * 0.0).sum() > 0 else "requests_per_s"
     thr = lv[col].to_numpy(dtype=float) if len(lv) else np.empty(0)
     load = lv["offered_load"].to_numpy(dtype=float) if len(lv) else np.empty(0)
-    lat = _latency(lv).to_numpy(dtype=float) if len(lv) else np.empty(0)
     eff = np.full(len(lv), np.nan)
     knee = None
     for i in range(1, len(lv)):
@@ -69,7 +78,7 @@ def find_knee(levels: pd.DataFrame, method: str) -> Knee:
         if load[i] <= load[p] or thr[p] <= 0:
             continue
         eff[i] = (thr[i] / thr[p] - 1.0) / (load[i] / load[p] - 1.0)
-        latency_rose = not (np.isfinite(lat[i]) and np.isfinite(lat[p])) or lat[i] >= MIN_LATENCY_RISE * lat[p]
+        latency_rose = _latency_rose(lv, i, p)
         stays_flat = thr[i:].max() <= RESUME_MARGIN * thr[p]
         if knee is None and eff[i] < MIN_EFFICIENCY and latency_rose and stays_flat:
             knee = i
@@ -91,8 +100,20 @@ def levels_from_windows(windows: pd.DataFrame, dispatch_load: pd.Series, bins: i
     if w["offered_load"].nunique() > bins:
         w = w.assign(offered_load=pd.qcut(w["offered_load"], bins, duplicates="drop").map(lambda iv: iv.mid))
         w["offered_load"] = w["offered_load"].astype(float)
-    cols = [c for c in ("output_tokens_per_s", "requests_per_s", "total_tokens_per_s", "ttft_p99_s",
-                        "ttft_intended_p99_s", "itl_p99_s", "e2e_p99_s", "e2e_intended_p99_s") if c in w]
+    cols = [
+        c
+        for c in (
+            "output_tokens_per_s",
+            "requests_per_s",
+            "total_tokens_per_s",
+            "ttft_p99_s",
+            "ttft_intended_p99_s",
+            "itl_p99_s",
+            "e2e_p99_s",
+            "e2e_intended_p99_s",
+        )
+        if c in w
+    ]
     grouped = w.groupby("offered_load")
     out = grouped[cols].mean()
     out["start_at_s"] = grouped["t_s"].min()

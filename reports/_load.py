@@ -26,10 +26,16 @@ from satscope.run_format import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["ReportInputError", "RunData", "load_run"]
 
 _REQUIRED_MANIFEST = ("format_version", "clock", "stages", "validity")
+_DICTIONARY_COLUMNS = {
+    REQUESTS_FILE: ["worker", "stage", "endpoint", "status", "error"],
+    TOKENS_FILE: ["request_id"],
+    SAMPLES_FILE: ["source", "metric", "labels"],
+}
 
 
 class ReportInputError(SatscopeError):
@@ -66,16 +72,24 @@ def load_run(run_dir: str | Path) -> RunData:
             "see docs/run-format.md",
         ) from None
     probes = _read_json(root / PROBES_FILE, required=False) or manifest.get("probes") or {}
-    requests = _read_table(root / REQUESTS_FILE, requests_schema(), required=True)
+    requests_table = _read_table(root / REQUESTS_FILE, requests_schema(), required=True)
+    request_ids = requests_table.column("request_id").combine_chunks()
+    requests = requests_table.to_pandas()
     tokens = _read_table(root / TOKENS_FILE, tokens_schema(), required=False)
-    samples = _read_table(root / SAMPLES_FILE, samples_schema(), required=False)
+    samples = _read_table(root / SAMPLES_FILE, samples_schema(), required=False).to_pandas()
     for col in ("intended_start", "start", "first_token", "end"):
         requests[col] = requests[col] - origin
     requests = requests.reset_index(drop=True)
-    if not requests["request_id"].is_unique:
+    if len(request_ids) and _count_distinct(request_ids) != len(request_ids):
         raise ReportInputError(f"{root / REQUESTS_FILE}: request_id values repeat", "each request needs its own id")
     samples["t"] = samples["t"] - origin
-    return RunData(root, manifest, requests, _token_rows(tokens, requests, origin), samples, probes, origin)
+    return RunData(root, manifest, requests, _token_rows(tokens, request_ids, origin), samples, probes, origin)
+
+
+def _count_distinct(values: pa.Array) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.count_distinct(values).as_py())
 
 
 def _read_json(path: Path, required: bool) -> dict[str, Any] | None:
@@ -92,49 +106,70 @@ def _read_json(path: Path, required: bool) -> dict[str, Any] | None:
     return data
 
 
-def _read_table(path: Path, schema: Any, required: bool) -> pd.DataFrame:
+def _read_table(path: Path, schema: Any, required: bool) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not path.exists():
         if required:
             raise ReportInputError(f"{path} is missing", "the load generator writes it; re-run")
-        return schema.empty_table().to_pandas()
+        return schema.empty_table()
     try:
-        # request ids as a dictionary: millions of token rows share few distinct ids.
-        dictionary = ["request_id"] if "request_id" in schema.names and path.name == TOKENS_FILE else None
-        table = pq.read_table(path, columns=schema.names, read_dictionary=dictionary)
+        # repeated strings as dictionaries (pandas categoricals): millions of rows, few distinct values.
+        table = pq.read_table(path, columns=schema.names, read_dictionary=_DICTIONARY_COLUMNS.get(path.name))
     except (OSError, pa.ArrowException, ValueError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ReportInputError(f"{path} is not a readable Parquet file with the documented columns ({first_line})",
-                               "see docs/run-format.md") from None
+        raise ReportInputError(
+            f"{path} is not a readable Parquet file with the documented columns ({first_line})",
+            "see docs/run-format.md",
+        ) from None
     for fld in schema:
         got = table.schema.field(fld.name).type
         if pa.types.is_dictionary(got):
             got = got.value_type
+        if pa.types.is_large_string(got) or pa.types.is_string_view(got):
+            got = pa.string()  # pandas and polars write these; the values are the same strings
         if got != fld.type:
-            raise ReportInputError(f"{path}: column `{fld.name}` is {got}, expected {fld.type}",
-                                   "see docs/run-format.md")
-    return table.to_pandas()
+            raise ReportInputError(
+                f"{path}: column `{fld.name}` is {got}, expected {fld.type}", "see docs/run-format.md"
+            )
+    return table
 
 
-def _token_rows(tokens: pd.DataFrame, requests: pd.DataFrame, origin: float) -> pd.DataFrame:
-    """Tokens keyed by request row position (an int) rather than by the id string."""
+def _token_rows(tokens: pa.Table, request_ids: pa.Array, origin: float) -> pd.DataFrame:
+    """Tokens keyed by request row position (an int) rather than by the id string.
+
+    Works on the Arrow dictionary directly: millions of chunk rows share one id per request, and
+    building a pandas categorical of them would cost more than the rest of the loading.
+    """
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    if tokens.empty:
+    if tokens.num_rows == 0:
         return pd.DataFrame({"req": np.empty(0, np.int64), "index": np.empty(0, np.int32), "t": np.empty(0)})
-    ids = tokens["request_id"]
-    cats = ids.cat.categories if isinstance(ids.dtype, pd.CategoricalDtype) else None
-    if cats is not None:
-        pos = pd.Index(requests["request_id"]).get_indexer(cats)[ids.cat.codes.to_numpy()]
+    ids = tokens.column("request_id")
+
+    def lookup(values: pa.Array) -> np.ndarray:  # Arrow's hash lookup: no Python strings made
+        found = pc.index_in(values, value_set=request_ids)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    if pa.types.is_dictionary(ids.type):
+        # each chunk (row group) has its own small dictionary: look them all up in one call
+        dictionaries = [chunk.dictionary for chunk in ids.chunks]
+        offsets = np.cumsum([0, *(len(d) for d in dictionaries)])
+        positions = lookup(pa.concat_arrays(dictionaries))
+        pos = np.concatenate([
+            positions[off + chunk.indices.to_numpy(zero_copy_only=False)]
+            for off, chunk in zip(offsets, ids.chunks, strict=False)
+        ])
     else:
-        pos = pd.Index(requests["request_id"]).get_indexer(ids)
+        pos = lookup(ids.combine_chunks())
     keep = pos >= 0  # chunks of requests that have no row cannot be placed in a stage
     req = pos[keep].astype(np.int64)
-    index = tokens["index"].to_numpy()[keep]
-    t = tokens["t"].to_numpy()[keep] - origin
+    index = tokens.column("index").to_numpy()[keep]
+    t = tokens.column("t").to_numpy()[keep] - origin
     key = req * (int(index.max(initial=0)) + 1) + index
     if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):  # writers usually keep chunks in order
         order = np.argsort(key, kind="stable")

@@ -65,10 +65,17 @@ def find_peak(manifest: dict[str, Any], probes: dict[str, Any]) -> dict[str, Any
     params = model.get("parameters")
     flops = model.get("flops_per_token") or (2.0 * params if isinstance(params, int | float) else None)
     out: dict[str, Any] = {
-        "device": device, "gpu_name": gpus[0].get("name") if gpus else None,
-        "peak_memory_bandwidth_bytes_per_s": None, "peak_flops_per_s": None, "peak_source": None,
-        "weight_bytes": model.get("weight_bytes"), "kv_bytes_per_token": model.get("kv_bytes_per_token"),
-        "flops_per_token": flops, "mbu_max": None, "mfu_max": None, "note": None,
+        "device": device,
+        "gpu_name": gpus[0].get("name") if gpus else None,
+        "peak_memory_bandwidth_bytes_per_s": None,
+        "peak_flops_per_s": None,
+        "peak_source": None,
+        "weight_bytes": model.get("weight_bytes"),
+        "kv_bytes_per_token": model.get("kv_bytes_per_token"),
+        "flops_per_token": flops,
+        "mbu_max": None,
+        "mfu_max": None,
+        "note": None,
     }
     if gpus:
         name = str(gpus[0].get("name") or "")
@@ -78,9 +85,11 @@ def find_peak(manifest: dict[str, Any], probes: dict[str, Any]) -> dict[str, Any
         else:
             peak = GPU_PEAKS[key]
             fp32 = str(model.get("dtype") or "").lower() in ("float32", "fp32", "torch.float32")
-            out |= {"peak_memory_bandwidth_bytes_per_s": peak.memory_bandwidth_bytes_per_s,
-                    "peak_flops_per_s": peak.flops_fp32 if fp32 else peak.flops_16bit,
-                    "peak_source": f"table:{key}"}
+            out |= {
+                "peak_memory_bandwidth_bytes_per_s": peak.memory_bandwidth_bytes_per_s,
+                "peak_flops_per_s": peak.flops_fp32 if fp32 else peak.flops_16bit,
+                "peak_source": f"table:{key}",
+            }
     else:
         bandwidth = _host_bandwidth(manifest, probes)
         if bandwidth is not None:
@@ -112,8 +121,9 @@ def add_utilization(stages: pd.DataFrame, util: dict[str, Any]) -> None:
             kv_bytes = (kv or 0.0) * stages["_context_tokens_mean"].to_numpy(dtype=float) * out_tps
             stages["mbu"] = (weights * steps + np.nan_to_num(kv_bytes)) / bw
     if util["peak_flops_per_s"] and util["flops_per_token"]:
-        stages["mfu"] = util["flops_per_token"] * stages["total_tokens_per_s"].to_numpy(dtype=float) / util[
-            "peak_flops_per_s"]
+        stages["mfu"] = (
+            util["flops_per_token"] * stages["total_tokens_per_s"].to_numpy(dtype=float) / util["peak_flops_per_s"]
+        )
     for col in ("mbu", "mfu"):
         if stages[col].notna().any():
             util[f"{col}_max"] = float(stages[col].max())

@@ -29,8 +29,6 @@ class Gaps:
 
 def inter_token_gaps(run: RunData) -> Gaps:
     """All ``t[i] - t[i-1]`` within a request (tokens are sorted by request, then index)."""
-    import numpy as np
-
     req = run.tokens["req"].to_numpy()
     t = run.tokens["t"].to_numpy()
     same = req[1:] == req[:-1]

@@ -14,12 +14,22 @@ if TYPE_CHECKING:
 
 __all__ = ["SUMMED_METRICS", "window_samples"]
 
-SUMMED_METRICS = frozenset({
-    "gpu_power_w", "gpu_energy_j", "gpu_mem_used_bytes", "gpu_mem_total_bytes",
-    "gpu_pcie_tx_bytes_per_s", "gpu_pcie_rx_bytes_per_s", "gpu_nvlink_tx_bytes_per_s",
-    "gpu_nvlink_rx_bytes_per_s", "preemptions_per_s", "prompt_tokens_per_s", "generation_tokens_per_s",
-    "loadgen_in_flight",
-})
+SUMMED_METRICS = frozenset(
+    {
+        "gpu_power_w",
+        "gpu_energy_j",
+        "gpu_mem_used_bytes",
+        "gpu_mem_total_bytes",
+        "gpu_pcie_tx_bytes_per_s",
+        "gpu_pcie_rx_bytes_per_s",
+        "gpu_nvlink_tx_bytes_per_s",
+        "gpu_nvlink_rx_bytes_per_s",
+        "preemptions_per_s",
+        "prompt_tokens_per_s",
+        "generation_tokens_per_s",
+        "loadgen_in_flight",
+    }
+)
 
 
 def _with_preemption_rate(samples: pd.DataFrame) -> pd.DataFrame:
@@ -34,10 +44,15 @@ def _with_preemption_rate(samples: pd.DataFrame) -> pd.DataFrame:
     dt = np.diff(total["t"].to_numpy())
     dv = np.clip(np.diff(total["value"].to_numpy()), 0.0, None)  # a reset counts as no preemptions
     ok = same & (dt > 0)
-    rate = pd.DataFrame({
-        "t": total["t"].to_numpy()[1:][ok], "source": total["source"].to_numpy()[1:][ok],
-        "metric": "preemptions_per_s", "value": dv[ok] / dt[ok], "labels": total["labels"].to_numpy()[1:][ok],
-    })
+    rate = pd.DataFrame(
+        {
+            "t": total["t"].to_numpy()[1:][ok],
+            "source": total["source"].to_numpy()[1:][ok],
+            "metric": "preemptions_per_s",
+            "value": dv[ok] / dt[ok],
+            "labels": total["labels"].to_numpy()[1:][ok],
+        }
+    )
     return pd.concat([samples, rate], ignore_index=True)
 
 
@@ -51,9 +66,11 @@ def window_samples(samples: pd.DataFrame, window_s: float) -> pd.DataFrame:
     s = _with_preemption_rate(samples)
     w = np.floor(s["t"].to_numpy() / window_s).astype(np.int64)
     per_label = (
-        pd.DataFrame({"w": w, "metric": s["metric"].to_numpy(), "labels": s["labels"].to_numpy(),
-                      "value": s["value"].to_numpy()})
-        .groupby(["metric", "labels", "w"], sort=False, observed=True)["value"].mean()
+        pd.DataFrame(
+            {"w": w, "metric": s["metric"].to_numpy(), "labels": s["labels"].to_numpy(), "value": s["value"].to_numpy()}
+        )
+        .groupby(["metric", "labels", "w"], sort=False, observed=True)["value"]
+        .mean()
         .reset_index()
     )
     summed = per_label["metric"].isin(SUMMED_METRICS)

@@ -30,32 +30,42 @@ def stage_spans(run: RunData) -> pd.DataFrame:
         if load is None:
             load = st.get("users") if st.get("users") is not None else st.get("rate_rps")
         end = st.get("end_s")
-        rows.append({
-            "stage": str(st.get("name")), "kind": kind,
-            "offered_load": float(load) if load is not None else np.nan,
-            "start_at_s": float(st["start_s"]) - run.origin_s,
-            "end_at_s": float(end) - run.origin_s if end is not None else np.nan,
-        })
+        rows.append(
+            {
+                "stage": str(st.get("name")),
+                "kind": kind,
+                "offered_load": float(load) if load is not None else np.nan,
+                "start_at_s": float(st["start_s"]) - run.origin_s,
+                "end_at_s": float(end) - run.origin_s if end is not None else np.nan,
+            }
+        )
     known = {r["stage"] for r in rows}
     req = run.requests
     by_stage = req.groupby("stage", sort=False, observed=True)
     for name, grp in by_stage:
         if str(name) in known:
             continue
-        rows.append({
-            "stage": str(name), "kind": None, "offered_load": float(grp["offered_load"].median()),
-            "start_at_s": float(grp["intended_start"].min()), "end_at_s": float(grp["intended_start"].max()),
-        })
+        rows.append(
+            {
+                "stage": str(name),
+                "kind": None,
+                "offered_load": float(grp["offered_load"].median()),
+                "start_at_s": float(grp["intended_start"].min()),
+                "end_at_s": float(grp["intended_start"].max()),
+            }
+        )
     spans = pd.DataFrame(rows, columns=["stage", "kind", "offered_load", "start_at_s", "end_at_s"])
     if spans.empty:
         spans["index"] = pd.Series(dtype="int64")
         return spans
     # a stage without an end (the run was cut) ends at the last request it dispatched.
     last = by_stage["end"].max()
-    spans["end_at_s"] = spans["end_at_s"].astype(float).fillna(
-        spans["stage"].map(last).astype(float)).fillna(spans["start_at_s"])
-    spans["offered_load"] = spans["offered_load"].astype(float).fillna(
-        spans["stage"].map(by_stage["offered_load"].median()).astype(float))
+    spans["end_at_s"] = (
+        spans["end_at_s"].astype(float).fillna(spans["stage"].map(last).astype(float)).fillna(spans["start_at_s"])
+    )
+    spans["offered_load"] = (
+        spans["offered_load"].astype(float).fillna(spans["stage"].map(by_stage["offered_load"].median()).astype(float))
+    )
     spans = spans.sort_values("start_at_s", kind="stable").reset_index(drop=True)
     spans["index"] = np.arange(len(spans))
     return spans

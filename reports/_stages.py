@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reports._spans import stage_at
 from reports._stats import group_percentiles, slope
 
 if TYPE_CHECKING:
@@ -31,21 +32,13 @@ PROBE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _count_in(sorted_t: object, weights_cum: object, lo: float, hi: float) -> float:
+def _per_stage(spans: pd.DataFrame, t: object, w: object) -> object:
+    """Sum of weights ``w`` of the events at times ``t`` that fall in each stage's span."""
     import numpy as np
 
-    a, b = np.searchsorted(sorted_t, [lo, hi], side="left")
-    return float(weights_cum[b] - weights_cum[a])
-
-
-def _sorted_cum(t: object, w: object) -> tuple[object, object]:
-    import numpy as np
-
-    t = np.asarray(t, dtype=float)
-    w = np.asarray(w, dtype=float)
-    keep = np.isfinite(t)
-    order = np.argsort(t[keep], kind="stable")
-    return t[keep][order], np.r_[0.0, np.cumsum(w[keep][order])]
+    pos = np.asarray(stage_at(spans, t))
+    inside = pos >= 0
+    return np.bincount(pos[inside], weights=np.asarray(w, dtype=float)[inside], minlength=len(spans))
 
 
 def stage_table(
@@ -59,47 +52,60 @@ def stage_table(
     sent = req["sent"].to_numpy()
     tok_ok = ok[run.tokens["req"].to_numpy()] if len(run.tokens) else np.empty(0, bool)
     unstreamed = ok & (req["streamed_tokens"].to_numpy() == 0)
-    out_t, out_c = _sorted_cum(
+    out_n = _per_stage(
+        spans,
         np.r_[run.tokens["t"].to_numpy()[tok_ok], req["end"].to_numpy()[unstreamed]],
         np.r_[np.ones(int(tok_ok.sum())), req["out_tokens"].to_numpy()[unstreamed]],
     )
     prompt_time = req["first_token"].fillna(req["end"]).to_numpy()
-    in_t, in_c = _sorted_cum(prompt_time[ok], req["in_tokens"].to_numpy()[ok])
-    done_t, done_c = _sorted_cum(req["end"].to_numpy()[ok], np.ones(int(ok.sum())))
+    in_n = _per_stage(spans, prompt_time[ok], req["in_tokens"].to_numpy()[ok])
+    done_n = _per_stage(spans, req["end"].to_numpy()[ok], np.ones(int(ok.sum())))
 
-    stage_of = req["stage"].astype(str).to_numpy()
+    # requests belong to the stage that dispatched them: its position in `spans` (-1: none)
+    code = pd.Index(spans["stage"]).get_indexer(req["stage"].astype(str)).astype(float)
+    code[code < 0] = np.nan
     lat = [
-        group_percentiles(stage_of[ok], req[col].to_numpy()[ok], name)
-        for col, name in (("ttft_s", "ttft"), ("ttft_intended_s", "ttft_intended"), ("e2e_s", "e2e"),
-                          ("e2e_intended_s", "e2e_intended"))
+        group_percentiles(code[ok], req[col].to_numpy()[ok], name)
+        for col, name in (
+            ("ttft_s", "ttft"),
+            ("ttft_intended_s", "ttft_intended"),
+            ("e2e_s", "e2e"),
+            ("e2e_intended_s", "e2e_intended"),
+        )
     ]
-    lat.append(group_percentiles(stage_of[gaps.req], gaps.gap_s, "itl"))
-    sent_n = pd.Series(sent, index=stage_of).groupby(level=0).sum()
-    ok_n = pd.Series(ok, index=stage_of).groupby(level=0).sum()
+    lat.append(group_percentiles(code[gaps.req], gaps.gap_s, "itl"))
+    valid = np.isfinite(code)
+    ci = np.where(valid, code, 0).astype(np.int64)
+    sent_n = np.bincount(ci[valid & sent], minlength=len(spans))
+    ok_n = np.bincount(ci[valid & ok], minlength=len(spans))
+    context = (req["in_tokens"] + req["out_tokens"] / 2).to_numpy()
+    ctx_sum = np.bincount(ci[valid & ok], weights=context[valid & ok], minlength=len(spans))
 
     rows = []
-    for sp in spans.itertuples(index=False):
+    for pos, sp in enumerate(spans.itertuples(index=False)):
         lo, hi = float(sp.start_at_s), float(sp.end_at_s)
         dur = max(hi - lo, 1e-9)
-        n_sent = int(sent_n.get(sp.stage, 0))
-        n_ok = int(ok_n.get(sp.stage, 0))
-        out = _count_in(out_t, out_c, lo, hi) / dur
+        n_sent, n_ok = int(sent_n[pos]), int(ok_n[pos])
         row = {
-            "stage": sp.stage, "index": int(sp.index), "kind": sp.kind, "offered_load": sp.offered_load,
-            "start_at_s": lo, "end_at_s": hi, "duration_s": hi - lo,
-            "requests": n_sent, "requests_ok": n_ok,
+            "stage": sp.stage,
+            "index": int(sp.index),
+            "kind": sp.kind,
+            "offered_load": sp.offered_load,
+            "start_at_s": lo,
+            "end_at_s": hi,
+            "duration_s": hi - lo,
+            "requests": n_sent,
+            "requests_ok": n_ok,
             "error_rate": (n_sent - n_ok) / n_sent if n_sent else np.nan,
-            "requests_per_s": _count_in(done_t, done_c, lo, hi) / dur,
-            "output_tokens_per_s": out,
-            "total_tokens_per_s": out + _count_in(in_t, in_c, lo, hi) / dur,
+            "requests_per_s": done_n[pos] / dur,
+            "output_tokens_per_s": out_n[pos] / dur,
+            "total_tokens_per_s": (out_n[pos] + in_n[pos]) / dur,
         }
         for table in lat:
             for col in table.columns:
-                row[col] = table[col].get(sp.stage, np.nan)
+                row[col] = table[col].get(pos, np.nan)
         row |= _probe_stats(windows, lo, hi)
-        ok_rows = req[ok & (stage_of == sp.stage)]
-        row["_context_tokens_mean"] = float(
-            (ok_rows["in_tokens"] + ok_rows["out_tokens"] / 2).mean()) if len(ok_rows) else np.nan
+        row["_context_tokens_mean"] = ctx_sum[pos] / n_ok if n_ok else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -110,14 +116,14 @@ def _probe_stats(windows: pd.DataFrame, lo: float, hi: float) -> dict[str, float
     inside = windows[(windows["t_s"] >= lo - 1e-9) & (windows["t_s"] < hi - 1e-9)] if len(windows) else windows
     out: dict[str, float] = {}
     for metric, aggs in PROBE_COLUMNS:
-        values = inside[metric] if metric in inside else None
+        values = inside.get(metric)
         for agg in aggs:
             name = f"{metric}_{agg}" if agg else metric
             if values is None or values.isna().all():
                 out[name] = np.nan
             else:
                 out[name] = float(values.max() if agg == "max" else values.mean())
-    waiting = inside["requests_waiting"] if "requests_waiting" in inside else None
+    waiting = inside.get("requests_waiting")
     growth = slope(inside["t_s"], waiting) if waiting is not None else None
     out["requests_waiting_growth_per_s"] = np.nan if growth is None else growth
     return out

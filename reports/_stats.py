@@ -13,17 +13,29 @@ PCTS = ((0.5, "p50"), (0.9, "p90"), (0.99, "p99"))
 
 
 def group_percentiles(keys: Any, values: Any, prefix: str) -> pd.DataFrame:
-    """``{prefix}_p50_s``, ``_p90_s``, ``_p99_s`` of ``values`` grouped by ``keys`` (NaNs ignored)."""
+    """``{prefix}_p50_s``, ``_p90_s``, ``_p99_s`` of ``values`` grouped by integer-valued ``keys``.
+
+    NaN keys and values are ignored; linear interpolation, as numpy's and pandas' default. A
+    stable sort on the keys (fast: they come nearly in order, window numbers or stage positions)
+    and one ``np.quantile`` per group beat a pandas groupby over millions of inter-token gaps.
+    """
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame({"k": np.asarray(keys), "v": np.asarray(values, dtype=float)}).dropna()
+    k = np.asarray(keys, dtype=float)
+    v = np.asarray(values, dtype=float)
+    keep = np.isfinite(k) & np.isfinite(v)
+    ki, v = k[keep].astype(np.int64), v[keep]
     cols = [f"{prefix}_{name}_s" for _, name in PCTS]
-    if frame.empty:
+    if not len(ki):
         return pd.DataFrame(columns=cols, dtype=float)
-    q = frame.groupby("k")["v"].quantile([p for p, _ in PCTS]).unstack()
-    q.columns = cols
-    return q
+    order = np.argsort(ki, kind="stable")
+    ki, v = ki[order], v[order]
+    starts = np.flatnonzero(np.r_[True, ki[1:] != ki[:-1]])
+    ends = np.r_[starts[1:], len(ki)]
+    qs = [q for q, _ in PCTS]
+    table = np.array([np.quantile(v[a:b], qs) for a, b in zip(starts, ends, strict=True)])
+    return pd.DataFrame(table, index=ki[starts], columns=cols)
 
 
 def distribution(values: Any) -> dict[str, Any]:
@@ -35,8 +47,14 @@ def distribution(values: Any) -> dict[str, Any]:
     if not len(v):
         return {"count": 0, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
     q = np.quantile(v, [p for p, _ in PCTS])
-    return {"count": len(v), "mean": float(v.mean()), "p50": float(q[0]), "p90": float(q[1]),
-            "p99": float(q[2]), "max": float(v.max())}
+    return {
+        "count": len(v),
+        "mean": float(v.mean()),
+        "p50": float(q[0]),
+        "p90": float(q[1]),
+        "p99": float(q[2]),
+        "max": float(v.max()),
+    }
 
 
 def slope(x: Any, y: Any) -> float | None:

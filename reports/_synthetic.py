@@ -52,6 +52,7 @@ class SyntheticRun:
     model: str = "synthetic-7b"
     error_text: str = "503 Service Unavailable: queue full"
     prompt_text: str = "Tell me a story."
+    open_loop: bool = False  # stages are arrival rates; past the knee dispatches leave later and later
     seed: int = 0
     extra_notes: list[str] = field(default_factory=list)
 
@@ -79,7 +80,7 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     e2e_base = spec.ttft_s + (spec.output_tokens - 1) * spec.itl_s
-    cols: dict[str, list[Any]] = {c: [] for c in requests_schema().names}
+    parts: list[dict[str, Any]] = []
     tok_idx, tok_t = [], []
     stages, n_total = [], 0
     for i, load in enumerate(spec.levels):
@@ -94,49 +95,39 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
         e2e = ttft + (spec.output_tokens - 1) * itl
         n = max(1, int(load * spec.stage_s / e2e))
         start = np.sort(s0 + rng.uniform(0.0, spec.stage_s - 0.2 * e2e, n))
+        # open loop past the knee: the schedule outruns the server, so sends lag their intended time.
+        lag = (over - 1.0) * e2e_base * (start - s0) / spec.stage_s if spec.open_loop else np.zeros(n)
         jitter = rng.uniform(0.95, 1.05, n)
         first = start + ttft * jitter
         end = first + (spec.output_tokens - 1) * itl * jitter
         failed = np.zeros(n, dtype=bool)
         if spec.kind == "errors" and over > 1.0:
             failed = rng.uniform(size=n) < 1.0 - 1.0 / over
-        ids = [f"w0-{n_total + j:07d}" for j in range(n)]
-        cols["request_id"] += ids
-        cols["worker"] += ["local"] * n
-        cols["stage"] += [f"users-{load}"] * n
-        cols["offered_load"] += [float(load)] * n
-        cols["endpoint"] += ["completions"] * n
-        cols["stream"] += [True] * n
-        cols["intended_start"] += start.tolist()
-        cols["start"] += start.tolist()
-        cols["first_token"] += [None if f else v for f, v in zip(failed, first.tolist(), strict=True)]
-        cols["end"] += np.where(failed, start + 0.01, end).tolist()
-        cols["status"] += ["http_error" if f else "ok" for f in failed]
-        cols["http_status"] += [503 if f else 200 for f in failed]
-        cols["error"] += [spec.error_text if f else None for f in failed]
-        cols["prompt_tokens"] += [None if f else spec.prompt_tokens for f in failed]
-        cols["output_tokens"] += [None if f else spec.output_tokens for f in failed]
-        cols["output_chunks"] += [0 if f else spec.output_tokens for f in failed]
-        cols["token_mismatch"] += [False] * n
-        cols["input_tokens_requested"] += [spec.prompt_tokens] * n
-        cols["max_tokens"] += [spec.output_tokens] * n
-        ttft_col = [None if f else v for f, v in zip(failed, (first - start).tolist(), strict=True)]
-        e2e_col = np.where(failed, 0.01, end - start).tolist()
-        cols["ttft_s"] += ttft_col
-        cols["e2e_s"] += e2e_col
-        cols["ttft_intended_s"] += ttft_col
-        cols["e2e_intended_s"] += e2e_col
+        end = np.where(failed, start + 0.01, end)
+        offered = load / e2e_base if spec.open_loop else float(load)
+        parts.append({"stage": np.full(n, f"users-{load}", dtype=object), "offered_load": np.full(n, offered),
+                      "intended_start": start - lag, "start": start, "first_token": first, "end": end,
+                      "failed": failed, "lag": lag})
         ok = np.flatnonzero(~failed)
         steps = np.arange(spec.output_tokens)
         tok_idx.append(np.repeat(n_total + ok, spec.output_tokens))
         tok_t.append((first[ok, None] + (itl * jitter[ok])[:, None] * steps[None, :]).ravel())
         stages.append(
-            {"name": f"users-{load}", "start_s": s0, "end_s": s0 + spec.stage_s, "kind": "closed",
-             "users": load, "spawn_rate": float(load), "rate_rps": None, "arrival": None}
+            {
+                "name": f"users-{load}",
+                "start_s": s0,
+                "end_s": s0 + spec.stage_s,
+                "kind": "open" if spec.open_loop else "closed",
+                "users": None if spec.open_loop else load,
+                "spawn_rate": None if spec.open_loop else float(load),
+                "rate_rps": offered if spec.open_loop else None,
+                "arrival": "poisson" if spec.open_loop else None,
+            }
         )
         n_total += n
-    write_parquet_atomic(out / REQUESTS_FILE, pa.Table.from_pydict(cols, schema=requests_schema()))
-    ids = pa.array(cols["request_id"], pa.string())
+    col = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    ids = pa.array([f"w0-{j:07d}" for j in range(n_total)], pa.string())
+    write_parquet_atomic(out / REQUESTS_FILE, _requests_table(spec, col, ids))
     idx = np.concatenate(tok_idx).astype(np.int32)
     tokens = pa.table(
         {
@@ -155,17 +146,67 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
     return out
 
 
+def _requests_table(spec: SyntheticRun, col: dict[str, Any], ids: Any) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    failed = col["failed"]
+    n = len(failed)
+
+    def ints(value: int, null_if_failed: bool = False) -> Any:
+        return pa.array(np.full(n, value, dtype=np.int32), mask=failed if null_if_failed else None)
+
+    ttft = col["first_token"] - col["start"]
+    e2e = col["end"] - col["start"]
+    return pa.table(
+        {
+            "request_id": ids,
+            "worker": pa.array(np.full(n, "local", dtype=object), pa.string()),
+            "stage": pa.array(col["stage"], pa.string()),
+            "offered_load": pa.array(col["offered_load"]),
+            "endpoint": pa.array(np.full(n, "completions", dtype=object), pa.string()),
+            "stream": pa.array(np.ones(n, dtype=bool)),
+            "intended_start": pa.array(col["intended_start"]),
+            "start": pa.array(col["start"]),
+            "first_token": pa.array(col["first_token"], mask=failed),
+            "end": pa.array(col["end"]),
+            "status": pa.array(np.where(failed, "http_error", "ok").astype(object), pa.string()),
+            "http_status": pa.array(np.where(failed, 503, 200).astype(np.int32)),
+            "error": pa.array(np.where(failed, spec.error_text, None), pa.string()),
+            "prompt_tokens": ints(spec.prompt_tokens, True),
+            "output_tokens": ints(spec.output_tokens, True),
+            "output_chunks": pa.array(np.where(failed, 0, spec.output_tokens).astype(np.int32)),
+            "token_mismatch": pa.array(np.zeros(n, dtype=bool)),
+            "input_tokens_requested": ints(spec.prompt_tokens),
+            "max_tokens": ints(spec.output_tokens),
+            "ttft_s": pa.array(ttft, mask=failed),
+            "e2e_s": pa.array(e2e),
+            "ttft_intended_s": pa.array(ttft + col["lag"], mask=failed),
+            "e2e_intended_s": pa.array(e2e + col["lag"]),
+        },
+        schema=requests_schema(),
+    )
+
+
 def _probes_json(spec: SyntheticRun) -> dict[str, Any]:
     gpu_ok = spec.gpu and spec.probes
     return {
         "sources": {"server": "ok", "gpu": "ok" if gpu_ok else "unavailable", "host": "ok"},
         "unavailable": {} if gpu_ok else {"gpu": "NVML library not found: no NVIDIA driver"},
         "engine": "satscope",
-        "model": {"name": spec.model, "parameters": 7_000_000_000, "weight_bytes": 14_000_000_000,
-                  "layers": 32, "kv_bytes_per_token": 524_288, "dtype": "bfloat16",
-                  "device": "cuda" if spec.gpu else "cpu", "kernels": "triton"},
+        "model": {
+            "name": spec.model,
+            "parameters": 7_000_000_000,
+            "weight_bytes": 14_000_000_000,
+            "layers": 32,
+            "kv_bytes_per_token": 524_288,
+            "dtype": "bfloat16",
+            "device": "cuda" if spec.gpu else "cpu",
+            "kernels": "triton",
+        },
         "gpus": [{"index": 0, "name": "NVIDIA H200", "memory_total_bytes": 150_000_000_000, "gpm": True}]
-        if gpu_ok else [],
+        if gpu_ok
+        else [],
         "interval_s": {"server": spec.sample_interval_s, "gpu": spec.sample_interval_s, "host": 1.0},
     }
 
@@ -193,7 +234,7 @@ def _samples(spec: SyntheticRun, rng: Any) -> Any:
     waiting = over if k in ("kv_cache", "batch_limit") else np.zeros_like(load)
     if k in ("kv_cache", "batch_limit"):
         waiting = np.where(at_limit & (over == 0), 1.0, waiting)  # the queue starts at the knee
-    running = load - waiting
+    running = np.minimum(load, spec.knee_load) if k in ("kv_cache", "batch_limit") else load
     preempt = np.where(at_limit, 2.0 + over / 4, 0.0) if k == "kv_cache" else np.zeros_like(load)
     metrics: dict[tuple[str, str], Any] = {
         ("server", "kv_cache_usage"): np.clip(kv, 0, 1),
@@ -239,10 +280,18 @@ def _manifest(
         "run_id": out.name,
         "status": "complete",
         "command": ["satscope", "run", "--synthetic", spec.kind],
-        "config": {"shape": "steps", "levels": list(spec.levels), "stage_s": spec.stage_s,
-                   "workload": {"prompt": spec.prompt_text, "max_tokens": spec.output_tokens}},
-        "target": {"url": "http://127.0.0.1:8000", "endpoint": "completions", "model": spec.model,
-                   "served_by": "external"},
+        "config": {
+            "shape": "steps",
+            "levels": list(spec.levels),
+            "stage_s": spec.stage_s,
+            "workload": {"prompt": spec.prompt_text, "max_tokens": spec.output_tokens},
+        },
+        "target": {
+            "url": "http://127.0.0.1:8000",
+            "endpoint": "completions",
+            "model": spec.model,
+            "served_by": "external",
+        },
         "versions": {"satscope": "0.1.0", "python": "3.11", "locust": None, "torch": None},
         "host": {"hostname": "synthetic", "cpu_count": 2, "platform": "linux", "memory_bytes": 8 << 30},
         "clock": {"monotonic_origin_s": ORIGIN_S, "wall_origin_unix_s": 1_790_000_000.0},
@@ -253,16 +302,26 @@ def _manifest(
             "interrupted": False,
             "loadgen_saturated": client,
             "loadgen_saturated_reason": "load generator CPU at 99% (p90 97%) from 30.0 s; "
-            "requests were dispatched up to 1.2 s late" if client else None,
+            "requests were dispatched up to 1.2 s late"
+            if client
+            else None,
             "token_mismatches": 0,
             "target_errors": 0,
             "missing_probes": [] if spec.gpu or not spec.probes else ["gpu"],
             "notes": list(spec.extra_notes),
         },
-        "loadgen": {"requests_sent": n, "records_written": n, "workers": 1, "worker_clock_offsets_s": {},
-                    "cpu_max": 0.99 if client else 0.4, "cpu_p90": 0.97 if client else 0.3,
-                    "loop_lag_p99_s": 0.002, "late_dispatches": 0, "dropped_dispatches": 0,
-                    "max_in_flight": max(spec.levels)},
+        "loadgen": {
+            "requests_sent": n,
+            "records_written": n,
+            "workers": 1,
+            "worker_clock_offsets_s": {},
+            "cpu_max": 0.99 if client else 0.4,
+            "cpu_p90": 0.97 if client else 0.3,
+            "loop_lag_p99_s": 0.002,
+            "late_dispatches": 0,
+            "dropped_dispatches": 0,
+            "max_in_flight": max(spec.levels),
+        },
         "probes": probes if spec.probes else None,
         "files": [MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE] + ([SAMPLES_FILE, PROBES_FILE] if spec.probes else []),
     }

@@ -38,16 +38,24 @@ def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, An
         warnings.append({"code": code, "severity": severity, "message": message})
 
     if v.get("loadgen_saturated"):
-        warn("loadgen_saturated", "error", "the load generator was saturated, so the client limited the load: "
-             + str(v.get("loadgen_saturated_reason") or "no reason recorded"))
+        warn(
+            "loadgen_saturated",
+            "error",
+            "the load generator was saturated, so the client limited the load: "
+            + str(v.get("loadgen_saturated_reason") or "no reason recorded"),
+        )
     if v.get("interrupted"):
         warn("interrupted", "warning", "the run was interrupted; the last stage may be cut short")
     if m.get("status") not in (None, "complete"):
         warn("run_not_complete", "warning", f"run status is {m.get('status')!r}")
     mismatches = int(v.get("token_mismatches") or req["token_mismatch"].sum())
     if mismatches:
-        warn("token_mismatches", "warning", f"{mismatches} requests' usage token count disagrees with the chunks "
-             "counted; tokens/s uses usage, ITL uses chunks")
+        warn(
+            "token_mismatches",
+            "warning",
+            f"{mismatches} requests' usage token count disagrees with the chunks "
+            "counted; tokens/s uses usage, ITL uses chunks",
+        )
     failed = int((req["sent"] & ~req["ok"]).sum())
     if failed:
         warn("target_errors", "warning", f"{failed} of {int(req['sent'].sum())} requests did not end ok")
@@ -58,10 +66,12 @@ def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, An
         warn("late_dispatches", "warning", f"{lg['late_dispatches']} open-loop dispatches left late")
     probes = probes_block(run)
     if probes["missing"]:
-        reasons = "; ".join(f"{k}: {probes['unavailable'][k]}" if k in probes["unavailable"] else k
-                            for k in probes["missing"])
-        warn("missing_probes", "warning", f"probe sources missing ({reasons}); verdicts that need them are "
-             "not possible")
+        reasons = "; ".join(
+            f"{k}: {probes['unavailable'][k]}" if k in probes["unavailable"] else k for k in probes["missing"]
+        )
+        warn(
+            "missing_probes", "warning", f"probe sources missing ({reasons}); verdicts that need them are not possible"
+        )
     if not probes["present"]:
         warn("no_samples", "warning", "no probe samples: the verdict cannot name a server resource")
     if levels < 3:

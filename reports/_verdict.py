@@ -14,7 +14,7 @@ def _num(value: Any, fmt: str, unit: str = "") -> str:
 def _load(value: Any, kind: str) -> str:
     if value is None:
         return "an unknown load"
-    return f"{value:g} req/s offered" if kind == "rate_rps" else f"{value:g} users"
+    return f"{value:.3g} req/s offered" if kind == "rate_rps" else f"{value:g} users"
 
 
 def verdict_sentence(summary: dict[str, Any]) -> str:
@@ -24,8 +24,10 @@ def verdict_sentence(summary: dict[str, Any]) -> str:
     where = _load(sat["offered_load"], sat["load_kind"])
     if sat["stage"]:
         where += f" (stage {sat['stage']})"
-    figures = (f"{_num(sat['requests_per_s'], '.1f')} req/s, {_num(sat['output_tokens_per_s'], '.0f')} output "
-               f"tokens/s, TTFT p99 {_num(sat['ttft_p99_s'], '.3g', ' s')}, ITL p99 {_num(sat['itl_p99_s'], '.3g', ' s')}")
+    figures = (
+        f"{_num(sat['requests_per_s'], '.1f')} req/s, {_num(sat['output_tokens_per_s'], '.0f')} output "
+        f"tokens/s, TTFT p99 {_num(sat['ttft_p99_s'], '.3g', ' s')}, ITL p99 {_num(sat['itl_p99_s'], '.3g', ' s')}"
+    )
     if sat["offered_load"] is None:
         head = "No load level to analyse"
     elif sat["found"]:
@@ -33,9 +35,11 @@ def verdict_sentence(summary: dict[str, Any]) -> str:
     else:
         head = f"No saturation up to {where}: {figures}"
     bn = summary["bottleneck"]
-    tail = f"Bottleneck: {bn['sentence']}" if bn["kind"] not in ("none",) else f"Bottleneck: {bn['sentence']}"
+    tail = f"Bottleneck: {bn['sentence']}"
     good = summary["goodput"]
     if good["best_goodput_per_s"] is not None:
-        tail += (f". Best goodput {good['best_goodput_per_s']:.2f} req/s within SLO at "
-                 f"{_load(good['best_offered_load'], sat['load_kind'])}")
+        tail += (
+            f". Best goodput {good['best_goodput_per_s']:.2f} req/s within SLO at "
+            f"{_load(good['best_offered_load'], sat['load_kind'])}"
+        )
     return f"{head}. {tail}."

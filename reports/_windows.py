@@ -42,10 +42,15 @@ def window_table(run: RunData, req: pd.DataFrame, gaps: Gaps, spans: pd.DataFram
         pd.Series(1.0, index=end_w[ok]).groupby(level=0).sum().rename("requests_per_s"),
         pd.Series(1.0, index=end_w[sent]).groupby(level=0).sum().rename("_ended"),
         pd.Series(1.0, index=end_w[sent & ~ok]).groupby(level=0).sum().rename("_failed"),
-        pd.concat([
-            pd.Series(1.0, index=tok_w),
-            pd.Series(req["out_tokens"].to_numpy()[unstreamed], index=end_w[unstreamed]),
-        ]).groupby(level=0).sum().rename("output_tokens_per_s"),
+        pd.concat(
+            [
+                pd.Series(1.0, index=tok_w),
+                pd.Series(req["out_tokens"].to_numpy()[unstreamed], index=end_w[unstreamed]),
+            ]
+        )
+        .groupby(level=0)
+        .sum()
+        .rename("output_tokens_per_s"),
         pd.Series(req["in_tokens"].to_numpy()[ok], index=prompt_w[ok]).groupby(level=0).sum().rename("_prompt"),
         group_percentiles(first_w[ok], req["ttft_s"].to_numpy()[ok], "ttft"),
         group_percentiles(first_w[ok], req["ttft_intended_s"].to_numpy()[ok], "ttft_intended"),
@@ -70,9 +75,13 @@ def window_table(run: RunData, req: pd.DataFrame, gaps: Gaps, spans: pd.DataFram
         frame["error_rate"] = np.where(frame["_ended"] > 0, frame["_failed"] / frame["_ended"], np.nan)
     frame = frame.drop(columns=["_ended", "_failed", "_prompt"])
     frame.insert(0, "t_s", frame.index.to_numpy() * window_s)
-    pos = stage_at(spans, frame["t_s"].to_numpy() + window_s / 2)
+    # the stage running mid-window, else at either edge (a window that straddles a stage boundary)
+    t_s = frame["t_s"].to_numpy()
+    pos = stage_at(spans, t_s + window_s / 2)
+    for edge in (t_s + window_s * 0.999, t_s):
+        pos = np.where(pos >= 0, pos, stage_at(spans, edge))
     names = spans["stage"].to_numpy() if len(spans) else np.array([], dtype=object)
     loads = spans["offered_load"].to_numpy() if len(spans) else np.array([])
-    frame.insert(1, "stage", [names[p] if p >= 0 else None for p in pos])
+    frame.insert(1, "stage", pd.Series([names[p] if p >= 0 else None for p in pos], index=frame.index, dtype=object))
     frame.insert(2, "offered_load", [loads[p] if p >= 0 else np.nan for p in pos])
     return frame

@@ -1,10 +1,72 @@
-"""`satscope probe`: not built yet (issue #5)."""
+"""`satscope probe`: run the probes alone against a target, with a live table of what they see.
+
+Imports only typer and the standard library at module level; the probes load when the command runs.
+"""
 
 from __future__ import annotations
 
-from satscope._notyet import not_yet
+import re
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from satscope.errors import SatscopeError
+
+__all__ = ["parse_duration", "probe"]
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def probe() -> None:
-    """Not available yet (issue #5)."""
-    raise not_yet("probe", 5)
+def parse_duration(text: str) -> float:
+    """``30s``, ``2m``, ``1h`` or plain seconds (``90``, ``1.5``) into seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise SatscopeError(f"bad duration {text!r}", "use seconds or a unit: 30s, 2m, 1h")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def probe(
+    target: Annotated[str | None, typer.Option(help="Base URL of the server; its /metrics is scraped.")] = None,
+    duration: Annotated[str, typer.Option(help="How long to sample: 30s, 2m, 1h.")] = "30s",
+    out: Annotated[Path | None, typer.Option(help="Directory for samples.parquet and probes.json.")] = None,
+    server_pid: Annotated[int | None, typer.Option(help="Server process id (its CPU cores and RSS).")] = None,
+    no_gpu: Annotated[bool, typer.Option("--no-gpu", help="Do not start the NVML GPU probe.")] = False,
+    dcgm_url: Annotated[str | None, typer.Option(help="dcgm-exporter URL to scrape.")] = None,
+    prometheus: Annotated[str | None, typer.Option(help="Prometheus URL to read the window back from.")] = None,
+    interval_s: Annotated[float | None, typer.Option(help="Sampling period of every source.")] = None,
+) -> None:
+    """Sample GPU, server /metrics and host alone (no load) and show the latest values live."""
+    seconds = parse_duration(duration)
+    from rich.console import Console
+    from rich.live import Live
+
+    from probes import ProbeConfig, ProbeRunner
+    from probes._table import live_table
+
+    try:
+        config = ProbeConfig(target=target, out=out, server_pid=server_pid, duration_s=seconds, gpu=not no_gpu,
+                             dcgm_url=dcgm_url, prometheus_url=prometheus, interval_s=interval_s)
+    except ValueError as exc:
+        raise SatscopeError(str(exc), "see `satscope probe --help`") from None
+    console = Console()
+    runner = ProbeRunner(config, quiet=True)
+    runner.start()
+    for name, reason in runner.unavailable.items():
+        console.print(f"[yellow]{name} unavailable:[/] {reason}", markup=True, highlight=False)
+    deadline = time.monotonic() + seconds
+    try:
+        with Live(live_table(runner, time.monotonic()), console=console, refresh_per_second=2) as live:
+            while time.monotonic() < deadline:
+                time.sleep(min(0.5, max(deadline - time.monotonic(), 0.0)))
+                live.update(live_table(runner, time.monotonic()))
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    finally:
+        runner.stop()
+    console.line()
+    for name, reason in runner.unavailable.items():
+        console.print(f"{name}: {reason}", highlight=False, markup=False)
+    if out is not None:
+        console.print(f"wrote {len(runner.buffer)} samples to {out}", highlight=False)

@@ -1,15 +1,50 @@
-"""`satscope report` and `satscope compare`: not built yet (issue #6)."""
+"""`satscope report` and `satscope compare`: a run directory (or two) to a self-contained HTML report.
+
+Imports only typer and the standard library at module level so `satscope --help` stays instant;
+``reports`` (pandas, plotly) is imported inside the commands.
+"""
 
 from __future__ import annotations
 
-from satscope._notyet import not_yet
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["compare", "report"]
 
 
-def report() -> None:
-    """Not available yet (issue #6)."""
-    raise not_yet("report", 6)
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="Run directory (holds run.json).")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default RUN/report.html).")] = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Service-level objective for goodput, KEY=SECONDS with KEY ttft, itl or e2e; repeat it, "
+            "e.g. --slo ttft=0.5 --slo itl=50ms."
+        ),
+    ] = None,
+    window: Annotated[float, typer.Option(help="Width of the time windows, seconds.", min=0.01)] = 1.0,
+) -> None:
+    """Analyse a run: saturation point, bottleneck with evidence, goodput; write summary.json and report.html."""
+    from reports import build_report
+
+    result = build_report(run_dir, out=out, slos=slo or None, window_s=window)
+    typer.echo(result.verdict)
+    typer.echo(f"report: {result.html_path}")
+    typer.echo(f"summary: {result.summary_path}")
 
 
-def compare() -> None:
-    """Not available yet (issue #6)."""
-    raise not_yet("compare", 6)
+def compare(
+    run_a: Annotated[Path, typer.Argument(metavar="RUN_A", help="The run before the change.")],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="The run after the change.")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default RUN_B/compare.html).")] = None,
+    slo: Annotated[list[str] | None, typer.Option(help="SLO for goodput, as for `satscope report`.")] = None,
+) -> None:
+    """Overlay two runs (before / after a change) and spell out the differences."""
+    from reports import compare_runs
+
+    result = compare_runs(run_a, run_b, out=out, slos=slo or None)
+    for line in result.differences:
+        typer.echo(line)
+    typer.echo(f"comparison: {result.html_path}")

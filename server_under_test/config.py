@@ -38,6 +38,8 @@ class ModelConfig:
     tie_embeddings: bool = False
     bos_token_id: int = 256
     eos_token_id: int = 257
+    # Llama 3 "llama3" RoPE scaling: (factor, low_freq_factor, high_freq_factor, original_max_position).
+    rope_scaling: tuple[float, float, float, int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
@@ -78,11 +80,12 @@ PRESETS: dict[str, ModelConfig] = {
     "llama-3.2-1b": ModelConfig(
         name="llama-3.2-1b", vocab_size=128256, hidden_size=2048, num_layers=16, num_heads=32,
         num_kv_heads=8, intermediate_size=8192, max_position=8192, rope_theta=500000.0,
-        tie_embeddings=True,
+        tie_embeddings=True, rope_scaling=(32.0, 1.0, 4.0, 8192),
     ),
     "llama-3.1-8b": ModelConfig(
         name="llama-3.1-8b", vocab_size=128256, hidden_size=4096, num_layers=32, num_heads=32,
         num_kv_heads=8, intermediate_size=14336, max_position=8192, rope_theta=500000.0,
+        rope_scaling=(8.0, 1.0, 4.0, 8192),
     ),
 }
 
@@ -99,6 +102,12 @@ def load_hf_model_config(path: Path) -> ModelConfig:
     if isinstance(eos, list):
         eos = eos[0]
     heads = raw["num_attention_heads"]
+    scaling = raw.get("rope_scaling") or None
+    if scaling is not None:
+        if scaling.get("rope_type", scaling.get("type")) != "llama3":
+            raise ConfigError(f"rope_scaling {scaling!r} is not supported: only Llama 3's 'llama3' type is")
+        scaling = (float(scaling["factor"]), float(scaling["low_freq_factor"]),
+                   float(scaling["high_freq_factor"]), int(scaling["original_max_position_embeddings"]))
     return ModelConfig(
         name=path.name,
         vocab_size=raw["vocab_size"],
@@ -113,6 +122,7 @@ def load_hf_model_config(path: Path) -> ModelConfig:
         tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
         bos_token_id=raw.get("bos_token_id", 1) or 0,
         eos_token_id=eos,
+        rope_scaling=scaling,
     )
 
 
@@ -167,6 +177,7 @@ class ServerConfig:
             raise ConfigError(f"step_delay_ms must be >= 0, got {self.step_delay_ms}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range")
+        self.model_config()  # reads at most a config.json: shape errors surface here, before torch loads
 
     def model_config(self) -> ModelConfig:
         """The model shape, with max_position clamped to --max-model-len when given."""

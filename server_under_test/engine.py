@@ -18,6 +18,7 @@ from server_under_test.block_manager import BlockManager
 from server_under_test.config import ModelConfig, ServerConfig
 from server_under_test.detokenizer import StreamingText
 from server_under_test.metrics import EngineMetrics
+from server_under_test.outputs import RequestOutput, StepTiming
 from server_under_test.sampling_params import SamplingParams
 from server_under_test.scheduler import ScheduledBatch, Scheduler
 from server_under_test.sequence import FinishReason, Sequence
@@ -35,36 +36,6 @@ class PromptTooLongError(ValueError):
 
 class QueueFullError(RuntimeError):
     """`max_waiting` requests are waiting already; the caller should retry later."""
-
-
-@dataclass(slots=True)
-class RequestOutput:
-    """What one step produced for one request. `text` and `token_ids` are the new part only."""
-
-    request_id: str
-    text: str
-    token_ids: list[int]
-    finished: bool
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(slots=True)
-class StepTiming:
-    """Where one step's wall time went; `schedule_s` and `postprocess_s` are Python bookkeeping."""
-
-    schedule_s: float = 0.0
-    prepare_s: float = 0.0
-    forward_s: float = 0.0
-    sample_s: float = 0.0
-    postprocess_s: float = 0.0
-    batch_size: int = 0
-    num_tokens: int = 0
-
-    @property
-    def total_s(self) -> float:
-        return self.schedule_s + self.prepare_s + self.forward_s + self.sample_s + self.postprocess_s
 
 
 Sink = Callable[[RequestOutput], None]

@@ -8,6 +8,7 @@ recompute after preemption take the same path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,10 +40,23 @@ class AttentionMetadata:
             raise ValueError("cu_seqlens_q must have one more entry than prefill sequences")
 
 
+def _llama3_scaled(inv_freq: torch.Tensor, scaling: tuple[float, float, float, int]) -> torch.Tensor:
+    """Llama 3's frequency rescaling: long wavelengths slowed by `factor`, short ones kept, a blend between."""
+    factor, low, high, original = scaling
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelen - low) / (high - low)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= original / high) & (wavelen <= original / low)
+    return torch.where(medium, blended, scaled)
+
+
 def rope_tables(model: ModelConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin [max_position, head_dim // 2] in fp32."""
     d = model.head_dim
     inv_freq = 1.0 / (model.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float64, device=device) / d))
+    if model.rope_scaling is not None:
+        inv_freq = _llama3_scaled(inv_freq, model.rope_scaling)
     freqs = torch.outer(torch.arange(model.max_position, dtype=torch.float64, device=device), inv_freq)
     return freqs.cos().float(), freqs.sin().float()
 

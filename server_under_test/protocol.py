@@ -103,7 +103,8 @@ def _common(body: Any, max_tokens_limit: int) -> tuple[str | None, int | None, S
     params = SamplingParams(
         max_tokens=max_tokens or 1,
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
-        top_p=_number(body, "top_p", 1.0, 0.0, 1.0) or 1.0,
+        # top_p 0 asks for the single most likely token; SamplingParams wants a positive mass.
+        top_p=max(_number(body, "top_p", 1.0, 0.0, 1.0), 1e-9),
         seed=seed,
         ignore_eos=_bool(body, "ignore_eos"),
         stop=_stop(body),
@@ -120,6 +121,8 @@ def _common(body: Any, max_tokens_limit: int) -> tuple[str | None, int | None, S
 
 def parse_completion(body: Any, max_tokens_limit: int) -> GenerationRequest:
     model, max_tokens, params, stream, include_usage = _common(body, max_tokens_limit)
+    if max_tokens is None:
+        max_tokens = min(16, max_tokens_limit)  # OpenAI's default for completions (chat: up to the context)
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]  # a batch of one

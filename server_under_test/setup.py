@@ -23,6 +23,7 @@ log = logging.getLogger("satscope.server")
 # 32 concurrent requests of 512 tokens: room for dozens of streams, small enough to exhaust with flags.
 CPU_DEFAULT_KV_TOKENS = 16384
 _ACTIVATION_RESERVE_BYTES = 1 << 30
+_SMALL_MODEL_PARAMETERS = 100_000_000
 
 
 @dataclass(slots=True)
@@ -73,10 +74,14 @@ def build_engine_parts(config: ServerConfig) -> EngineParts:
     from server_under_test import ops
     from server_under_test.weights import build_model
 
-    if config.torch_threads is not None:
-        torch.set_num_threads(config.torch_threads)
     model_config = config.model_config()
     device = _resolve_device(config.device)
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
+    elif device == "cpu" and model_config.num_parameters < _SMALL_MODEL_PARAMETERS:
+        # A small model's matmuls are too short to split: extra threads only spin, and on a shared
+        # machine they make each step ten times slower.
+        torch.set_num_threads(1)
     dtype_name = _resolve_dtype(config.dtype, device)
     dtype = getattr(torch, dtype_name)
     model = build_model(model_config, dtype, torch.device(device), config.seed, config.model_path)

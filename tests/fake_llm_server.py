@@ -7,7 +7,7 @@ than the chunks), and the server keeps its own record of when it wrote each chun
 /_records`` returns it, keyed by the client's ``X-Request-Id``, so tests compare what the load
 generator measured with what was sent. ``--mode`` (or a per-request ``X-Fake-Mode`` header)
 makes it misbehave: ``lie_usage``, ``bad_json``, ``no_done``, ``truncate``, ``http_500``,
-``stream_error``.
+``stream_error``, or ``mixed`` (each in turn).
 
 Run it: ``python -m tests.fake_llm_server --port 8000 --ttft 0.04 --itl 0.008``.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
@@ -24,12 +25,20 @@ from dataclasses import dataclass, field
 
 __all__ = ["MODES", "FakeServer", "main"]
 
-MODES = ("normal", "lie_usage", "bad_json", "no_done", "truncate", "http_500", "stream_error")
-_TEXT_CHUNK = b'data: {"id":"c","object":"text_completion","choices":[{"index":0,"text":" tok","finish_reason":null}]}\n\n'
-_CHAT_CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
-               b'{"content":" tok"},"finish_reason":null}]}\n\n')
-_CHAT_ROLE = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
-              b'{"role":"assistant","content":""},"finish_reason":null}]}\n\n')
+MODES = ("normal", "lie_usage", "bad_json", "no_done", "truncate", "http_500", "stream_error", "mixed")
+# ``mixed`` cycles through every misbehaviour, one request each, then one normal request
+_MIXED = ("normal", "lie_usage", "bad_json", "no_done", "truncate", "http_500", "stream_error")
+_TEXT_CHUNK = (
+    b'data: {"id":"c","object":"text_completion","choices":[{"index":0,"text":" tok","finish_reason":null}]}\n\n'
+)
+_CHAT_CHUNK = (
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
+    b'{"content":" tok"},"finish_reason":null}]}\n\n'
+)
+_CHAT_ROLE = (
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
+    b'{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+)
 
 
 def _chunk(data: bytes) -> bytes:
@@ -68,8 +77,7 @@ class FakeServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, v in
-                           (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 await self._route(method, path, headers, body, writer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
@@ -88,10 +96,16 @@ class FakeServer:
         self.served += 1
         req = json.loads(body)
         mode = headers.get("x-fake-mode", self.mode)
+        if mode == "mixed":
+            mode = _MIXED[(self.served - 1) % len(_MIXED)]
         rid = headers.get("x-request-id", f"anon-{self.served}")
         record: list[float] = []
-        self.records[rid] = {"received": received, "sent": record, "mode": mode,
-                             "authorization": headers.get("authorization")}
+        self.records[rid] = {
+            "received": received,
+            "sent": record,
+            "mode": mode,
+            "authorization": headers.get("authorization"),
+        }
         n = int(req.get("max_tokens") or 16)
         prompt_tokens = len(str(req.get("prompt", req.get("messages", ""))).split())
         chat = path.endswith("chat/completions")
@@ -101,7 +115,8 @@ class FakeServer:
             await asyncio.sleep(self.ttft_s + (n - 1) * self.itl_s)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
             text = " tok" * n
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}} if chat else {"index": 0, "text": text}
+            message = {"role": "assistant", "content": text}
+            choice = {"index": 0, "message": message} if chat else {"index": 0, "text": text}
             return self._respond(w, 200, json.dumps({"choices": [choice], "usage": usage}).encode())
         w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         if chat:
@@ -113,8 +128,10 @@ class FakeServer:
 
     def _respond(self, w: asyncio.StreamWriter, status: int, body: bytes) -> None:
         reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
-        w.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                % (status, reason.encode(), len(body), body))
+        w.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (status, reason.encode(), len(body), body)
+        )
 
     def _push(self, due: float, stream: _Stream) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), stream))
@@ -133,10 +150,8 @@ class FakeServer:
             due = self._heap[0][0]
             if due > now:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), due - now)
-                except TimeoutError:
-                    pass
                 continue
             while self._heap and self._heap[0][0] <= now:
                 _, _, stream = heapq.heappop(self._heap)
@@ -167,8 +182,11 @@ class FakeServer:
 
     def _finish(self, s: _Stream, done_marker: bool) -> None:
         completion = s.sent + (3 if s.mode == "lie_usage" else 0)
-        usage = {"prompt_tokens": s.prompt_tokens, "completion_tokens": completion,
-                 "total_tokens": s.prompt_tokens + completion}
+        usage = {
+            "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": s.prompt_tokens + completion,
+        }
         s.writer.write(_chunk(b"data: " + json.dumps({"id": "c", "choices": [], "usage": usage}).encode() + b"\n\n"))
         if done_marker:
             s.writer.write(_chunk(b"data: [DONE]\n\n"))
@@ -192,10 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--itl", type=float, default=0.008, help="seconds between chunks")
     ap.add_argument("--mode", choices=MODES, default="normal")
     args = ap.parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(FakeServer(args.ttft, args.itl, args.mode), args.host, args.port))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

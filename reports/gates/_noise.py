@@ -56,8 +56,19 @@ def load_rows(run_dir: Path, summary: dict) -> RunRows:
     origin = float((manifest.get("clock") or {}).get("monotonic_origin_s") or 0.0)
     req = pd.read_parquet(
         run_dir / REQUESTS_FILE,
-        columns=["request_id", "stage", "status", "start", "intended_start", "first_token", "end",
-                 "prompt_tokens", "output_tokens", "output_chunks", "stream"],
+        columns=[
+            "request_id",
+            "stage",
+            "status",
+            "start",
+            "intended_start",
+            "first_token",
+            "end",
+            "prompt_tokens",
+            "output_tokens",
+            "output_chunks",
+            "stream",
+        ],
     )
     for col in ("start", "intended_start", "first_token", "end"):
         req[col] = req[col] - origin

@@ -37,9 +37,7 @@ def rms_norm(
     return _rms_norm.rms_norm_ref(x, weight, eps, residual)
 
 
-def apply_rope(
-    q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-) -> None:
+def apply_rope(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
     """Rotate q [T, Hq, D] and k [T, Hkv, D] in place (rotate-half) at positions int64 [T]."""
     if backend() == "triton":
         rope.apply_rope_triton(q, k, positions, cos, sin)
@@ -74,9 +72,7 @@ def paged_decode_attention(
 ) -> torch.Tensor:
     """One query token per sequence: q [B, Hq, D] against the paged cache → [B, Hq, D]."""
     if backend() == "triton":
-        return decode_attention.paged_decode_attention_triton(
-            q, k_cache, v_cache, block_tables, context_lens, scale
-        )
+        return decode_attention.paged_decode_attention_triton(q, k_cache, v_cache, block_tables, context_lens, scale)
     return decode_attention.paged_decode_attention_ref(q, k_cache, v_cache, block_tables, context_lens, scale)
 
 
@@ -88,12 +84,14 @@ def prefill_attention(
     cu_seqlens_q: torch.Tensor,
     context_lens: torch.Tensor,
     scale: float,
+    max_seqlen_q: int | None = None,
 ) -> torch.Tensor:
-    """Causal attention of packed q [T, Hq, D] over the paged cache (new K/V stored first) → [T, Hq, D]."""
+    """Causal attention of packed q [T, Hq, D] over the paged cache (new K/V stored first) → [T, Hq, D].
+
+    ``max_seqlen_q``, when the caller knows it, spares the Triton path a device-to-host sync per call.
+    """
     if backend() == "triton":
         return _prefill.prefill_attention_triton(
-            q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, scale
+            q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, scale, max_seqlen_q
         )
-    return _prefill.prefill_attention_ref(
-        q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, scale
-    )
+    return _prefill.prefill_attention_ref(q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, scale)

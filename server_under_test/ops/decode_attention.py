@@ -2,8 +2,8 @@
 
 Cache layout [num_blocks, block_size, num_kv_heads, head_dim]; block_tables int32 [B, max_blocks]
 map a sequence's logical blocks to physical ones; grouped-query attention (query head h reads KV
-head h // (Hq // Hkv)). ``paged_decode_attention_ref`` gathers through the block table and does plain
-attention (the truth, and the CPU path).
+head h // (Hq // Hkv)). ``paged_decode_attention_ref`` gathers through the block table and runs
+``scaled_dot_product_attention`` with a length mask (the truth, and the CPU path).
 
 ``paged_decode_attention_triton`` launches ``_paged_decode_kernel`` with one program per
 (sequence, KV head, KV split): the program loads each K/V tile once for all the query heads of its
@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 
@@ -28,20 +29,12 @@ MAX_SPLITS = 32
 MIN_TOKENS_PER_SPLIT = 256
 
 
-def gather_paged(
-    cache: torch.Tensor, block_tables: torch.Tensor, context_lens: torch.Tensor, num_tokens: int
-) -> torch.Tensor:
-    """The first ``num_tokens`` cached positions of each sequence, [B, num_tokens, Hkv, D].
-
-    Block-table entries past a sequence's last block are arbitrary (possibly garbage), so they are
-    replaced by block 0 before indexing; the positions they cover are masked by the caller.
-    """
-    block_size = cache.shape[1]
-    num_blocks = -(-num_tokens // block_size)
-    tables = block_tables[:, :num_blocks].long()
-    block_starts = torch.arange(num_blocks, device=tables.device) * block_size
-    tables = torch.where(block_starts[None, :] < context_lens[:, None].long(), tables, 0)
-    return cache[tables].flatten(1, 2)[:, :num_tokens]
+def _gather_paged(cache: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """[B, Hkv, blocks * BS, D]: each sequence's blocks, head-major as attention wants them."""
+    batch, num_blocks = tables.shape
+    _, block_size, num_kv_heads, head_dim = cache.shape
+    gathered = cache[tables].permute(0, 3, 1, 2, 4)  # [B, Hkv, blocks, BS, D]
+    return gathered.reshape(batch, num_kv_heads, num_blocks * block_size, head_dim).float()
 
 
 def paged_decode_attention_ref(
@@ -54,19 +47,25 @@ def paged_decode_attention_ref(
 ) -> torch.Tensor:
     """q [B, Hq, D]; context_lens int32 [B] (≥ 1, current token included). Returns [B, Hq, D]."""
     batch, num_q_heads, head_dim = q.shape
-    num_kv_heads = k_cache.shape[2]
-    group = num_q_heads // num_kv_heads
+    block_size, num_kv_heads = k_cache.shape[1], k_cache.shape[2]
     if batch == 0:
         return torch.empty_like(q)
-    max_context = int(context_lens.max())
-    k = gather_paged(k_cache, block_tables, context_lens, max_context).float()
-    v = gather_paged(v_cache, block_tables, context_lens, max_context).float()
-    qg = q.float().view(batch, num_kv_heads, group, head_dim)
-    scores = torch.einsum("bhgd,blhd->bhgl", qg, k) * scale
-    positions = torch.arange(max_context, device=q.device)
-    valid = positions[None, :] < context_lens[:, None].long()
-    scores.masked_fill_(~valid[:, None, None, :], float("-inf"))
-    out = torch.einsum("bhgl,blhd->bhgd", torch.softmax(scores, dim=-1), v)
+    num_blocks = -(-int(context_lens.max()) // block_size)
+    tables = block_tables[:, :num_blocks].long()
+    lens = context_lens.long()[:, None]
+    # Entries past a sequence's last block are arbitrary (possibly garbage): point them at block 0;
+    # the positions they cover are masked out below.
+    block_starts = torch.arange(num_blocks, device=q.device) * block_size
+    tables = torch.where(block_starts[None, :] < lens, tables, 0)
+    visible = torch.arange(num_blocks * block_size, device=q.device)[None, :] < lens  # [B, L]
+    qg = q.float().reshape(batch, num_kv_heads, num_q_heads // num_kv_heads, head_dim)
+    out = F.scaled_dot_product_attention(
+        qg,
+        _gather_paged(k_cache, tables),
+        _gather_paged(v_cache, tables),
+        attn_mask=visible[:, None, None, :],
+        scale=scale,
+    )
     return out.reshape(batch, num_q_heads, head_dim).to(q.dtype)
 
 
@@ -92,13 +91,12 @@ def _paged_decode_kernel(
     stride_oh,
     group,
     head_dim,
-    block_size,
     tokens_per_split,
     NUM_SPLITS: tl.constexpr,
     BLOCK_G: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
     BLOCK_N: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
     kv_head = tl.program_id(1)
@@ -126,14 +124,13 @@ def _paged_decode_kernel(
         nmask = offs_n < end
         # int32 block ids become int64 before multiplying by the block stride: a large cache
         # (num_blocks * block_size * heads * dim) overflows 32 bits.
-        block_ids = tl.load(
-            block_tables_ptr + seq * stride_bt + offs_n // block_size, mask=nmask, other=0
-        ).to(tl.int64)
-        rows = block_ids * stride_cache_block + (offs_n % block_size) * stride_cache_slot
+        block_ids = tl.load(block_tables_ptr + seq * stride_bt + offs_n // BLOCK_SIZE, mask=nmask, other=0).to(tl.int64)
+        rows = block_ids * stride_cache_block + (offs_n % BLOCK_SIZE) * stride_cache_slot
         rows += kv_head * stride_cache_head
         kv_mask = nmask[:, None] & dmask[None, :]
         k = tl.load(k_cache_ptr + rows[:, None] + d[None, :], mask=kv_mask, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2e
+        # "ieee": fp32 inputs stay fp32 (TF32 would drift from the reference); bf16/fp16 are unaffected.
+        s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale_log2e
         s = tl.where(nmask[None, :], s, float("-inf"))
         # Every tile holds at least one valid key (n0 < end), so m_new is finite from the first tile on.
         m_new = tl.maximum(m_i, tl.max(s, axis=1))
@@ -141,7 +138,7 @@ def _paged_decode_kernel(
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
         v = tl.load(v_cache_ptr + rows[:, None] + d[None, :], mask=kv_mask, other=0.0)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
         m_i = m_new
 
     omask = gmask[:, None] & dmask[None, :]
@@ -190,9 +187,7 @@ def _combine_splits_kernel(
     m_max = tl.max(m, axis=0)
     w = tl.exp2(m - m_max)
     out = tl.sum(w[:, None] * acc, axis=0) / tl.sum(w * l_s, axis=0)
-    tl.store(
-        out_ptr + seq * stride_ob + head * stride_oh + d, out.to(out_ptr.dtype.element_ty), mask=d < head_dim
-    )
+    tl.store(out_ptr + seq * stride_ob + head * stride_oh + d, out.to(out_ptr.dtype.element_ty), mask=d < head_dim)
 
 
 def paged_decode_attention_triton(
@@ -215,9 +210,7 @@ def paged_decode_attention_triton(
     assert q.stride(-1) == 1, "q needs a contiguous head dim"
     assert q.dtype == k_cache.dtype == v_cache.dtype, "q and the caches must share a dtype"
     assert block_tables.dim() == 2 and block_tables.shape[0] == batch, "block_tables must be [B, max_blocks]"
-    assert block_tables.dtype == torch.int32 and block_tables.stride(1) == 1, (
-        "block_tables: int32, packed rows"
-    )
+    assert block_tables.dtype == torch.int32 and block_tables.stride(1) == 1, "block_tables: int32, packed rows"
     assert context_lens.shape == (batch,) and context_lens.dtype == torch.int32, "context_lens: int32 [B]"
     assert q.device == k_cache.device == block_tables.device == context_lens.device, "one device for all"
     out = torch.empty_like(q)
@@ -257,14 +250,13 @@ def paged_decode_attention_triton(
         out.stride(1),
         group,
         head_dim,
-        block_size,
         tokens_per_split,
         NUM_SPLITS=num_splits,
         # tl.dot needs at least 16 rows; the padding rows of small groups are masked out.
         BLOCK_G=max(16, triton.next_power_of_2(group)),
         BLOCK_D=block_d,
+        BLOCK_SIZE=block_size,
         BLOCK_N=BLOCK_N,
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         num_warps=4,
     )
     if num_splits > 1:

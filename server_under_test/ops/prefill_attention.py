@@ -76,11 +76,10 @@ def _prefill_attention_kernel(
     stride_oh,
     group,
     head_dim,
-    block_size,
     BLOCK_M: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
 ):
     tile = tl.program_id(0)
     seq = tl.program_id(1).to(tl.int64)
@@ -112,14 +111,13 @@ def _prefill_attention_kernel(
     for n0 in range(0, end, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
         nmask = offs_n < end
-        block_ids = tl.load(
-            block_tables_ptr + seq * stride_bt + offs_n // block_size, mask=nmask, other=0
-        ).to(tl.int64)
-        rows = block_ids * stride_cache_block + (offs_n % block_size) * stride_cache_slot
+        block_ids = tl.load(block_tables_ptr + seq * stride_bt + offs_n // BLOCK_SIZE, mask=nmask, other=0).to(tl.int64)
+        rows = block_ids * stride_cache_block + (offs_n % BLOCK_SIZE) * stride_cache_slot
         rows += kv_head * stride_cache_head
         kv_mask = nmask[:, None] & dmask[None, :]
         k = tl.load(k_cache_ptr + rows[:, None] + d[None, :], mask=kv_mask, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2e
+        # "ieee": fp32 inputs stay fp32 (TF32 would drift from the reference); bf16/fp16 are unaffected.
+        s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale_log2e
         s = tl.where(nmask[None, :] & (offs_n[None, :] <= query_pos[:, None]), s, float("-inf"))
         # Key 0 is visible to every row (positions are >= 0), so each row's max is finite after the
         # first tile; a later tile that a row cannot see contributes exp2(-inf) = 0.
@@ -128,7 +126,7 @@ def _prefill_attention_kernel(
         p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
         v = tl.load(v_cache_ptr + rows[:, None] + d[None, :], mask=kv_mask, other=0.0)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
         m_i = m_new
 
     out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
@@ -147,8 +145,13 @@ def prefill_attention_triton(
     cu_seqlens_q: torch.Tensor,
     context_lens: torch.Tensor,
     scale: float,
+    max_seqlen_q: int | None = None,
 ) -> torch.Tensor:
-    """Same contract as :func:`prefill_attention_ref`."""
+    """Same contract as :func:`prefill_attention_ref`.
+
+    ``max_seqlen_q`` (the longest q_len of the batch, known to the scheduler) sizes the grid; without
+    it the wrapper reads it from ``cu_seqlens_q``, a device-to-host sync on every call (every layer).
+    """
     assert q.dim() == 3, f"q must be [T, Hq, D], got {tuple(q.shape)}"
     num_tokens, num_q_heads, head_dim = q.shape
     assert k_cache.dim() == 4 and k_cache.shape == v_cache.shape, "caches must be equal [NB, BS, Hkv, D]"
@@ -160,18 +163,15 @@ def prefill_attention_triton(
     assert q.dtype == k_cache.dtype == v_cache.dtype, "q and the caches must share a dtype"
     batch = context_lens.shape[0]
     assert context_lens.dtype == torch.int32 and context_lens.dim() == 1, "context_lens: int32 [B]"
-    assert cu_seqlens_q.shape == (batch + 1,) and cu_seqlens_q.dtype == torch.int32, (
-        "cu_seqlens_q: int32 [B+1]"
-    )
+    assert cu_seqlens_q.shape == (batch + 1,) and cu_seqlens_q.dtype == torch.int32, "cu_seqlens_q: int32 [B+1]"
     assert block_tables.dim() == 2 and block_tables.shape[0] == batch, "block_tables must be [B, max_blocks]"
-    assert block_tables.dtype == torch.int32 and block_tables.stride(1) == 1, (
-        "block_tables: int32, packed rows"
-    )
+    assert block_tables.dtype == torch.int32 and block_tables.stride(1) == 1, "block_tables: int32, packed rows"
     out = torch.empty_like(q)
     if batch == 0 or num_tokens == 0:
         return out
-    # One host sync per prefill step, to size the grid to the longest sequence of the batch.
-    max_q_len = int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max())
+    max_q_len = max_seqlen_q if max_seqlen_q is not None else int((cu_seqlens_q[1:] - cu_seqlens_q[:-1]).max())
+    if max_q_len == 0:
+        return out
     _prefill_attention_kernel[(triton.cdiv(max_q_len, BLOCK_M), batch, num_q_heads)](
         q,
         k_cache,
@@ -191,11 +191,10 @@ def prefill_attention_triton(
         out.stride(1),
         num_q_heads // num_kv_heads,
         head_dim,
-        block_size,
         BLOCK_M=BLOCK_M,
+        BLOCK_SIZE=block_size,
         BLOCK_N=BLOCK_N,
         BLOCK_D=max(16, triton.next_power_of_2(head_dim)),
-        DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
         num_warps=4,
     )
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,8 +23,6 @@ if not ON_GPU:
     for _name in [n for n in sys.modules if n.startswith("server_under_test.ops.")]:
         importlib.reload(sys.modules[_name])
 
-torch.set_num_threads(1)
-
 DEVICE = "cuda" if ON_GPU else "cpu"
 # The interpreter mishandles bf16, and CPU fp16 matmuls are slow and imprecise: low precision on GPU only.
 DTYPES = [torch.float32, torch.bfloat16, torch.float16] if ON_GPU else [torch.float32]
@@ -32,3 +31,12 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16] if ON_GPU else [torch.fl
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="package")
+def _one_torch_thread() -> Iterator[None]:
+    # Tiny tensors gain nothing from threads, and the cores are shared; restored for other folders.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -32,7 +32,7 @@ def make_paged_batch(
     block_size: int,
     dtype: torch.dtype,
     device: str,
-    spare_blocks: int = 64,
+    spare_blocks: int = 512,
 ) -> PagedBatch:
     blocks_per_seq = [-(-n // block_size) for n in context_lens]
     max_blocks = max(blocks_per_seq) + 2

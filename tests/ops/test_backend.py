@@ -79,6 +79,20 @@ def test_dispatch_follows_the_backend(monkeypatch: pytest.MonkeyPatch, fresh_bac
     assert torch.equal(ops.silu_and_mul(x), ops.silu_mul.silu_and_mul_ref(x))
 
 
+@pytest.mark.interpreter
+def test_dispatch_reaches_the_triton_kernels(monkeypatch: pytest.MonkeyPatch, fresh_backend: None) -> None:
+    import torch
+
+    from server_under_test.ops.rms_norm import rms_norm_triton
+    from tests.ops.conftest import DEVICE
+
+    monkeypatch.setenv("SATSCOPE_KERNELS", "triton")
+    x, w = torch.randn(3, 8, device=DEVICE), torch.randn(8, device=DEVICE)
+    assert ops.backend() == "triton"
+    # Triton's fp32 sum order differs from torch's: bit equality with the kernel, not the reference.
+    assert torch.equal(ops.rms_norm(x, w, 1e-6), rms_norm_triton(x, w, 1e-6))
+
+
 def test_importing_the_ops_needs_no_gpu() -> None:
     # A fresh interpreter without TRITON_INTERPRET: the kernels are compiled-mode JITFunctions and
     # nothing may query a driver at import time.

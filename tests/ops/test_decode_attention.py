@@ -76,3 +76,19 @@ def test_rejects_int64_block_tables() -> None:
         paged_decode_attention_triton(
             q, batch.k_cache, batch.v_cache, batch.block_tables.long(), batch.context_lens, 1.0
         )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: the cache must exceed 2**31 elements")
+def test_block_offsets_past_int32() -> None:
+    # 2**31 / (16 * 8 * 128) = 131072 blocks: blocks beyond that start past a 32-bit element offset.
+    hkv, dim, block_size, num_blocks = 8, 128, 16, 131072 + 64
+    k_cache = torch.randn(num_blocks, block_size, hkv, dim, dtype=torch.bfloat16, device=DEVICE)
+    v_cache = torch.randn_like(k_cache)
+    tables = torch.tensor([[num_blocks - 1, 5, num_blocks - 40], [num_blocks - 2, 0, 0]], dtype=torch.int32)
+    tables = tables.to(DEVICE)
+    lens = torch.tensor([40, 9], dtype=torch.int32, device=DEVICE)
+    q = torch.randn(2, 32, dim, dtype=torch.bfloat16, device=DEVICE)
+    args = (q, k_cache, v_cache, tables, lens, dim**-0.5)
+    got = paged_decode_attention_triton(*args)
+    assert_close(got, paged_decode_attention_ref(*args), ATTENTION_TOLERANCES[torch.bfloat16], "decode, int64 offsets")

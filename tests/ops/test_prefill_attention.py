@@ -73,3 +73,17 @@ def test_prefill_of_one_token_is_decode() -> None:
     prefill = prefill_attention_ref(q, batch.k_cache, batch.v_cache, batch.block_tables, cu, batch.context_lens, 0.4)
     decode = paged_decode_attention_ref(q, batch.k_cache, batch.v_cache, batch.block_tables, batch.context_lens, 0.4)
     assert_close(prefill, decode, (1e-6, 1e-6), "prefill of single tokens vs decode")
+
+
+@pytest.mark.interpreter
+def test_kernel_with_a_sequence_without_new_tokens() -> None:
+    # A sequence that contributes no query rows this step must neither write nor shift the others.
+    *_, got, expected = _run([(4, 4), (0, 21), (3, 19)], 4, 2, HEAD_DIM, BLOCK_SIZE, torch.float32)
+    assert_close(got, expected, ATTENTION_TOLERANCES[torch.float32], "prefill with an empty sequence")
+
+
+@pytest.mark.interpreter
+def test_given_max_seqlen_matches_the_computed_one() -> None:
+    batch, q, cu, scale, got, _ = _run([(3, 3), (9, 20)], 4, 2, HEAD_DIM, BLOCK_SIZE, torch.float32)
+    args = (q, batch.k_cache, batch.v_cache, batch.block_tables, cu, batch.context_lens, scale)
+    assert torch.equal(prefill_attention_triton(*args, max_seqlen_q=9), got)

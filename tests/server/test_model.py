@@ -113,3 +113,28 @@ def test_rope_tables_match_hf_convention() -> None:
     assert cos.shape == (CFG.max_position, d // 2)
     torch.testing.assert_close(cos[5], (5 * inv).cos().float())
     torch.testing.assert_close(sin[200], (200 * inv).sin().float())
+
+
+def test_llama3_rope_scaling_matches_the_published_rule() -> None:
+    import math
+    from dataclasses import replace
+
+    from server_under_test.model import rope_tables
+
+    cfg = replace(CFG, rope_theta=500000.0, rope_scaling=(8.0, 1.0, 4.0, 64))
+    plain, _ = rope_tables(replace(cfg, rope_scaling=None), torch.device("cpu"))
+    scaled, scaled_sin = rope_tables(cfg, torch.device("cpu"))
+    d = CFG.head_dim
+    inv = [1.0 / 500000.0 ** (i / d) for i in range(0, d, 2)]
+    for j, f in enumerate(inv):
+        wavelen = 2 * math.pi / f
+        if wavelen < 64 / 4:  # short wavelengths: unchanged
+            expected = f
+        elif wavelen > 64 / 1:  # long ones: divided by the factor
+            expected = f / 8.0
+        else:
+            smooth = (64 / wavelen - 1.0) / (4.0 - 1.0)
+            expected = (1 - smooth) * f / 8.0 + smooth * f
+        angle = math.atan2(float(scaled_sin[1, j]), float(scaled[1, j]))  # the frequency, at position 1
+        assert math.isclose(angle, expected, rel_tol=1e-5)
+    assert torch.equal(scaled[:, 0], plain[:, 0])  # the fastest frequency is never rescaled

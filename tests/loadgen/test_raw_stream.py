@@ -1,0 +1,50 @@
+"""The one geventhttpclient access: lines arrive one at a time, each when the server sent it.
+
+Runs in a subprocess (gevent monkey-patches; pytest's process must stay clean). If an upgrade made
+reads batch several SSE events again, the gaps would collapse to ~0 and this fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.loadgen.conftest import ROOT, fake_server
+
+_SCRIPT = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import json, sys, time
+    from loadgen._raw_stream import RawConnection
+    conn = RawConnection(sys.argv[1], 5.0, 5.0)
+    out = []
+    for rid in ("a", "b"):  # the second request reuses the kept-alive connection
+        body = json.dumps({"prompt": "x", "max_tokens": 6, "stream": True}).encode()
+        resp = conn.post("/v1/completions", body, {"Content-Type": "application/json", "X-Request-Id": rid})
+        times = []
+        while line := conn.read_line(resp):
+            t = time.perf_counter()
+            if b'"text"' in line:
+                times.append(t)
+        out.append({"id": rid, "status": resp.status_code, "times": times})
+    print(json.dumps(out))
+""")
+
+
+def test_lines_are_read_one_at_a_time_when_sent() -> None:
+    with fake_server(ttft=0.02, itl=0.015) as server:
+        res = subprocess.run(
+            [sys.executable, "-c", _SCRIPT, server.url], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert res.returncode == 0, res.stderr
+        record = server.records()["requests"]
+    for got in json.loads(res.stdout):
+        sent = record[got["id"]]["sent"]
+        assert got["status"] == 200 and len(got["times"]) == len(sent) == 6
+        gaps = sorted(b - a for a, b in itertools.pairwise(got["times"]))
+        # batched reads would make most gaps ~0; a busy shared machine may delay one read a little
+        assert gaps[len(gaps) // 2] > 0.010 and sum(g < 0.002 for g in gaps) <= 1, gaps
+        errors = sorted(abs(g - s) for g, s in zip(got["times"], sent, strict=True))
+        assert errors[len(errors) // 2] < 0.003, errors

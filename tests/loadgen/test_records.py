@@ -1,0 +1,120 @@
+"""Records, batches, tables, the load-generator verdict and redaction, in-process (no Locust)."""
+
+from __future__ import annotations
+
+from array import array
+
+import msgpack
+import pyarrow.parquet as pq
+import pytest
+
+from loadgen.manifest import redact_command
+from loadgen.output import progress, write_run_files
+from loadgen.records import RunStore, WorkerBuffer
+from loadgen.saturation import loadgen_figures, saturation_verdict
+from loadgen.shapes import Shape, Stage
+from satscope.run_format import requests_schema, samples_schema, tokens_schema
+
+SHAPE = Shape([Stage("low", 10, 2), Stage("ramp", 10, 2, profile="linear", load_end=12)])
+
+
+def _row(rid: str, intended: float, first: float | None, status: str = "ok", usage: int | None = 3, chunks: int = 3):
+    return (
+        rid,
+        "w0",
+        "completions",
+        True,
+        intended,
+        intended + 0.001,
+        first,
+        intended + 1.0,
+        status,
+        200 if status == "ok" else None,
+        None if status == "ok" else "boom",
+        5,
+        usage,
+        chunks,
+        5,
+        3,
+    )
+
+
+def _store() -> RunStore:
+    buf = WorkerBuffer()
+    buf.add(_row("w0-000001", 101.0, 101.2), array("d", [101.2, 101.3, 101.4]))
+    buf.add(_row("w0-000002", 115.0, 115.5, usage=4), array("d", [115.5, 115.6, 115.7]))
+    buf.add(_row("w0-000003", 125.0, None, status="connection_error", usage=None, chunks=0), array("d"))
+    buf.add_sample(101.0, "loadgen_cpu", 0.5, "worker=w0")
+    batch = msgpack.unpackb(msgpack.packb(buf.drain(clock_offset_s=0.0, final=True)))  # survives the transport
+    store = RunStore()
+    store.extend("w0", batch)
+    return store
+
+
+def test_tables_follow_the_contract_and_label_stages() -> None:
+    requests, tokens, loadgen = _store().tables(SHAPE, shape_origin_s=100.0)
+    assert requests.schema.equals(requests_schema()) and tokens.schema.equals(tokens_schema())
+    assert loadgen.schema.equals(samples_schema())
+    r = requests.to_pydict()
+    assert r["stage"] == ["low", "ramp", "ramp"]  # the last one is after the end: the last stage
+    assert r["offered_load"][:2] == [2.0, pytest.approx(2 + 10 * 0.5)] and r["offered_load"][2] is None
+    assert r["token_mismatch"] == [False, True, False]
+    assert r["first_token"][2] is None and r["ttft_s"][2] is None and r["ttft_s"][0] == pytest.approx(0.199)
+    t = tokens.to_pydict()
+    assert t["request_id"] == ["w0-000001"] * 3 + ["w0-000002"] * 3 and t["index"] == [0, 1, 2] * 2
+
+
+def test_worker_offsets_shift_every_time() -> None:
+    buf = WorkerBuffer()
+    buf.add(_row("w1-000001", 10.0, 10.5), array("d", [10.5, 10.6, 10.7]))
+    buf.add_sample(10.0, "loadgen_cpu", 0.1, "worker=w1")
+    batch = buf.drain(clock_offset_s=2.5)
+    assert batch["cols"]["start"] == [12.501] and batch["samples"][0][0] == 12.5
+    assert array("d", batch["token_times"]).tolist() == pytest.approx([13.0, 13.1, 13.2])
+    assert buf.drain()["cols"]["request_id"] == []  # drained
+
+
+def test_record_counting_finds_missing_batches() -> None:
+    store = RunStore()
+    buf = WorkerBuffer()
+    buf.add(_row("a", 1, 1.1), array("d", [1.1]))
+    store.extend("w0", buf.drain())
+    buf.add(_row("b", 2, 2.1), array("d", [2.1]))
+    lost = buf.drain()  # never arrives
+    assert lost["total_requests"] == 2
+    store.extend("w0", buf.drain(final=True))
+    assert store.announced == {"w0": 2} and store.missing() == {"w0": 1}
+
+
+def test_write_and_progress(tmp_path) -> None:
+    store = _store()
+    assert write_run_files(tmp_path, store, SHAPE, 100.0) == 3
+    assert pq.read_table(tmp_path / "tokens.parquet").num_rows == 6
+    assert not list(tmp_path.glob("*.tmp"))
+    p = progress(store, now_s=126.0, window_s=5.0)
+    assert p["requests"] == 3 and p["errors"] == 1 and p["req_per_s"] == pytest.approx(0.2)
+
+
+def test_saturation_verdict() -> None:
+    figs = loadgen_figures([0.0] * 4, ["loadgen_cpu"] * 2 + ["loadgen_loop_lag_s"] * 2, [0.95, 0.97, 0.001, 0.002])
+    saturated, reason = saturation_verdict(figs, dispatched=0, late=0)
+    assert saturated and "CPU p90 97%" in reason
+    calm = loadgen_figures([0.0] * 2, ["loadgen_cpu", "loadgen_loop_lag_s"], [0.2, 0.001])
+    assert saturation_verdict(calm, dispatched=1000, late=5) == (False, None)
+    late, why = saturation_verdict(calm, dispatched=1000, late=50)
+    assert late and "50 of 1000" in why
+
+
+def test_api_key_is_redacted() -> None:
+    argv = ["satscope", "run", "--api-key", "sk-1", "--target", "http://x", "--api-key=sk-2", "--model", "has-sk-1"]
+    assert redact_command(argv, "sk-1") == [
+        "satscope",
+        "run",
+        "--api-key",
+        "***",
+        "--target",
+        "http://x",
+        "--api-key=***",
+        "--model",
+        "has-***",
+    ]

@@ -1,0 +1,99 @@
+"""summary.json matches docs/summary-format.md, field for field, and is written atomically."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import reports
+from reports import analyze, build_report
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "summary-format.md"
+
+
+def _documented_fields(heading: str) -> set[str]:
+    """Field names in the first column of the table under ``## heading``."""
+    text = DOC.read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    fields: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            fields.update(re.findall(r"`([a-z0-9_]+)`", line.split("|")[1]))
+    return fields
+
+
+@pytest.fixture(scope="module")
+def summary(synth: Callable[..., Path]) -> dict:
+    return analyze(synth(kind="kv_cache"), slos=["ttft=0.5", "itl=0.05"])
+
+
+def test_top_level_fields_are_the_documented_ones(summary: dict) -> None:
+    assert set(summary) == _documented_fields("Top level")
+
+
+@pytest.mark.parametrize("block", ["run", "saturation", "bottleneck", "goodput", "utilization", "probes", "validity"])
+def test_block_fields_are_the_documented_ones(summary: dict, block: str) -> None:
+    documented = _documented_fields(f"`{block}`")
+    if block == "bottleneck":  # the evidence item's table lives in the same section
+        assert set(summary[block]) <= documented
+        assert set(summary[block]["evidence"][0]) <= documented
+    else:
+        assert set(summary[block]) == documented
+
+
+def test_stage_rows_hold_documented_fields(summary: dict) -> None:
+    documented = _documented_fields("`stages` (the per-stage table)")
+    latencies = {
+        f"{m}_{p}_s" for m in ("ttft", "itl", "e2e", "ttft_intended", "e2e_intended") for p in ("p50", "p90", "p99")
+    }
+    for row in summary["stages"]:
+        assert set(row) - latencies <= documented, set(row) - latencies - documented
+        assert latencies <= set(row)
+
+
+def test_percentile_keys(summary: dict) -> None:
+    assert set(summary["percentiles"]) == {
+        "ttft_s",
+        "ttft_intended_s",
+        "itl_s",
+        "e2e_s",
+        "e2e_intended_s",
+        "output_tokens",
+    }
+    for dist in summary["percentiles"].values():
+        assert set(dist) == {"count", "mean", "p50", "p90", "p99", "max"}
+
+
+def test_bottleneck_kinds_and_warning_codes_are_documented(summary: dict) -> None:
+    text = DOC.read_text()
+    for kind in ("kv_cache", "memory_bandwidth", "compute", "batch_limit", "client", "errors", "none", "unknown"):
+        assert f"`{kind}`" in text
+    for code in ("loadgen_saturated", "token_mismatches", "missing_probes", "no_samples", "few_levels"):
+        assert f"`{code}`" in text
+
+
+def test_written_file_is_strict_json_without_nan(synth: Callable[..., Path], tmp_path: Path) -> None:
+    result = build_report(synth(kind="memory_bandwidth"), out=tmp_path / "r.html")
+    text = result.summary_path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text)
+    assert data["summary_format_version"] == 1 and data["verdict"] == result.verdict
+    assert not list(result.summary_path.parent.glob("*.tmp"))
+
+
+def test_public_names() -> None:
+    assert reports.__all__ == sorted(reports.__all__)
+    assert set(reports.__all__) == {
+        "CompareResult",
+        "ReportInputError",
+        "ReportResult",
+        "Slos",
+        "analyze",
+        "build_report",
+        "compare_runs",
+        "parse_slos",
+    }

@@ -1,0 +1,141 @@
+"""What the load generator writes matches docs/run-format.md and satscope/run_format.py.
+
+Makes one short real run (``satscope run`` against the deterministic server) and checks every
+file of it: Parquet schemas against the schemas in code, the code against the tables in the doc,
+``run.json``'s fields, statuses and clock, and that nothing secret is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from satscope import run_format as rf
+from tests.loadgen.conftest import fake_server, run_satscope
+
+# run_format.py makes offered_load nullable (null for requests dispatched outside the shape, e.g. the
+# drain at the end) while the doc's table omits "nullable"; reported to the owners of both files.
+_KNOWN_DRIFT = {"offered_load"}
+DOC = Path(__file__).resolve().parents[1] / "docs" / "run-format.md"
+_MANIFEST_FIELDS = (
+    "format_version",
+    "run_id",
+    "status",
+    "command",
+    "config",
+    "target",
+    "versions",
+    "host",
+    "clock",
+    "start_s",
+    "end_s",
+    "stages",
+    "validity",
+    "loadgen",
+    "probes",
+    "files",
+)
+
+
+def _doc_table(heading: str) -> list[tuple[str, str]]:
+    text = DOC.read_text()
+    section = text.split(f"## `{heading}`", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, flags=re.M)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fmt") / "run"
+    with fake_server(ttft=0.01, itl=0.005) as server:
+        res = run_satscope(
+            "--target",
+            server.url,
+            "--users",
+            "2",
+            "--duration",
+            "2",
+            "--output-len",
+            "5",
+            "--api-key",
+            "sk-format-SECRET",
+            "--out",
+            str(out),
+        )
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.mark.parametrize(
+    "heading, schema", [("requests.parquet", rf.requests_schema), ("tokens.parquet", rf.tokens_schema)]
+)
+def test_code_schemas_match_the_doc(heading: str, schema) -> None:
+    doc = _doc_table(heading)
+    assert [name for name, _ in doc] == schema().names
+    arrow_name = {"double": "float64", "string": "string", "int32": "int32", "bool": "bool"}
+    for (name, kind), field in zip(doc, schema(), strict=True):
+        assert kind.split(",")[0].split(" (")[0].strip() == arrow_name[str(field.type)], name
+        if name not in _KNOWN_DRIFT:
+            assert field.nullable == ("nullable" in kind), name
+
+
+@pytest.mark.parametrize(
+    "name, schema",
+    [(rf.REQUESTS_FILE, rf.requests_schema), (rf.TOKENS_FILE, rf.tokens_schema), (rf.LOADGEN_FILE, rf.samples_schema)],
+)
+def test_files_have_the_contract_schema(run_dir: Path, name: str, schema) -> None:
+    table = pq.read_table(run_dir / name)
+    assert table.schema.equals(schema(), check_metadata=False), (table.schema, schema())
+    assert table.num_rows > 0
+
+
+def test_request_rows_are_consistent(run_dir: Path) -> None:
+    req = pq.read_table(run_dir / rf.REQUESTS_FILE).to_pandas()
+    tok = pq.read_table(run_dir / rf.TOKENS_FILE).to_pandas()
+    assert set(req.status) <= set(rf.REQUEST_STATUSES) and req.request_id.is_unique
+    assert (req.ttft_s - (req.first_token - req.start)).abs().max() < 1e-12
+    assert (req.e2e_s == req.end - req.start).all() and (req.intended_start <= req.start).all()
+    assert set(tok.request_id) <= set(req.request_id)
+    first = tok[tok["index"] == 0].set_index("request_id").t
+    assert (req.set_index("request_id").first_token.loc[first.index] == first).all()
+    lg = pq.read_table(run_dir / rf.LOADGEN_FILE).to_pandas()
+    assert set(lg.metric) == {"loadgen_cpu", "loadgen_loop_lag_s", "loadgen_in_flight"}
+    assert (lg.source == "loadgen").all() and (lg.labels == "worker=local").all()
+
+
+def test_manifest(run_dir: Path) -> None:
+    m = json.loads((run_dir / rf.MANIFEST_FILE).read_text())
+    assert tuple(m) == _MANIFEST_FIELDS
+    assert m["format_version"] == rf.FORMAT_VERSION and m["status"] == "complete" and m["run_id"] == "run"
+    assert m["start_s"] <= m["stages"][0]["start_s"] < m["stages"][-1]["end_s"] <= m["end_s"]
+    assert set(m["stages"][0]) >= {"name", "start_s", "end_s", "kind", "users", "spawn_rate", "rate_rps", "arrival"}
+    assert set(m["validity"]) == {
+        "interrupted",
+        "loadgen_saturated",
+        "loadgen_saturated_reason",
+        "token_mismatches",
+        "target_errors",
+        "missing_probes",
+        "notes",
+    }
+    assert set(m["loadgen"]) >= {
+        "requests_sent",
+        "records_written",
+        "workers",
+        "worker_clock_offsets_s",
+        "cpu_max",
+        "cpu_p90",
+        "loop_lag_p99_s",
+        "late_dispatches",
+        "dropped_dispatches",
+        "max_in_flight",
+    }
+    assert m["loadgen"]["records_written"] == pq.read_metadata(run_dir / rf.REQUESTS_FILE).num_rows
+    assert set(m["files"]) == {p.name for p in run_dir.iterdir() if not p.name.startswith(".")}
+    assert "***" in m["command"] and m["target"]["served_by"] == "external"
+    for f in run_dir.iterdir():
+        assert b"sk-format-SECRET" not in f.read_bytes(), f.name
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
