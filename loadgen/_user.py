@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import gevent
 from locust import LoadTestShape, User, constant, task
 from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_STOPPING
 
 from loadgen._process import LoadgenProcess, Outcome
 from loadgen.shapes import Shape
@@ -45,12 +46,18 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
             self.conn = self.proc.new_connection()
 
         @task
-        def one_request(self) -> None:
-            outcome = self.proc.send(self.conn)
-            fire(outcome)
-            if outcome.status == "connection_error":
-                # a dead target refuses in microseconds: do not spin a core recording refusals
-                gevent.sleep(_CONNECT_RETRY_S)
+        def requests_until_stopped(self) -> None:
+            # Our own loop, not one Locust task per request: between tasks Locust marks a user
+            # "waiting" and a stop kills it there at once, and the kill can land in the request
+            # that starts right after. Inside one long task a stop only flags the user
+            # "stopping": the request in flight completes, then the loop ends.
+            while self._state != LOCUST_STATE_STOPPING:
+                outcome = self.proc.send(self.conn)
+                fire(outcome)
+                if outcome.status == "connection_error":
+                    # a dead target refuses in microseconds: do not spin a core recording refusals
+                    gevent.sleep(_CONNECT_RETRY_S)
+            raise StopUser
 
         def on_stop(self) -> None:
             self.conn.discard()

@@ -135,6 +135,7 @@ ENGINES: dict[str, tuple[Spec, ...]] = {
         Counter(("llamacpp:tokens_predicted_total",), "generation_tokens_per_s"),
     ),
     "trtllm": (
+        # used / max blocks: the backend's "fraction" series is not documented as this ratio.
         Ratio("kv_cache_usage",
               Pick("nv_trt_llm_kv_cache_block_metrics", {"kv_cache_block_type": "used"}),
               Pick("nv_trt_llm_kv_cache_block_metrics", {"kv_cache_block_type": "max"})),

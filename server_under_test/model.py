@@ -61,18 +61,19 @@ def rope_tables(model: ModelConfig, device: torch.device) -> tuple[torch.Tensor,
     return freqs.cos().float(), freqs.sin().float()
 
 
-def _param(*shape: int) -> nn.Parameter:
-    # Uninitialised: weights.py fills every parameter (random from a seed, or from a checkpoint).
-    return nn.Parameter(torch.empty(*shape), requires_grad=False)
+def _param(*shape: int, dtype: torch.dtype) -> nn.Parameter:
+    # Uninitialised, in the serving dtype from the start (an 8B model never exists in fp32):
+    # weights.py fills every parameter, random from a seed or from a checkpoint.
+    return nn.Parameter(torch.empty(*shape, dtype=dtype), requires_grad=False)
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.scale = self.head_dim**-0.5
-        self.qkv_proj = _param((self.num_heads + 2 * self.num_kv_heads) * self.head_dim, cfg.hidden_size)
-        self.o_proj = _param(cfg.hidden_size, self.num_heads * self.head_dim)
+        self.qkv_proj = _param((self.num_heads + 2 * self.num_kv_heads) * self.head_dim, cfg.hidden_size, dtype=dtype)
+        self.o_proj = _param(cfg.hidden_size, self.num_heads * self.head_dim, dtype=dtype)
 
     def forward(
         self, x: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
@@ -102,14 +103,14 @@ class Attention(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype) -> None:
         super().__init__()
         self.eps = cfg.norm_eps
-        self.input_layernorm = _param(cfg.hidden_size)
-        self.self_attn = Attention(cfg)
-        self.post_attention_layernorm = _param(cfg.hidden_size)
-        self.gate_up_proj = _param(2 * cfg.intermediate_size, cfg.hidden_size)
-        self.down_proj = _param(cfg.hidden_size, cfg.intermediate_size)
+        self.input_layernorm = _param(cfg.hidden_size, dtype=dtype)
+        self.self_attn = Attention(cfg, dtype)
+        self.post_attention_layernorm = _param(cfg.hidden_size, dtype=dtype)
+        self.gate_up_proj = _param(2 * cfg.intermediate_size, cfg.hidden_size, dtype=dtype)
+        self.down_proj = _param(cfg.hidden_size, cfg.intermediate_size, dtype=dtype)
 
     def forward(
         self, x: torch.Tensor, residual: torch.Tensor | None, positions: torch.Tensor,
@@ -127,13 +128,13 @@ class DecoderLayer(nn.Module):
 
 
 class LlamaModel(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embed_tokens = _param(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
-        self.norm = _param(cfg.hidden_size)
-        self.lm_head = None if cfg.tie_embeddings else _param(cfg.vocab_size, cfg.hidden_size)
+        self.embed_tokens = _param(cfg.vocab_size, cfg.hidden_size, dtype=dtype)
+        self.layers = nn.ModuleList(DecoderLayer(cfg, dtype) for _ in range(cfg.num_layers))
+        self.norm = _param(cfg.hidden_size, dtype=dtype)
+        self.lm_head = None if cfg.tie_embeddings else _param(cfg.vocab_size, cfg.hidden_size, dtype=dtype)
         self.rope_cos: torch.Tensor | None = None
         self.rope_sin: torch.Tensor | None = None
 

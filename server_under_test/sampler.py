@@ -39,27 +39,36 @@ class Sampler:
         return gen
 
     def sample(self, logits: torch.Tensor, request_ids: list[str], params: list[SamplingParams]) -> list[int]:
-        """logits [B, V] (any float dtype, any device) → one token id per row."""
+        """logits [B, V] (any float dtype, any device) → one token id per row.
+
+        Masking and argmax stay on the logits' device (a GPU batch's logits are large); only the rows
+        that sample at a temperature travel to the CPU, where the per-request generators live.
+        """
         import torch
 
-        logits = logits.to(device="cpu", dtype=torch.float32, copy=True)
-        if self._banned:
-            logits[:, self._banned] = float("-inf")
-        # ignore_eos: the request wants exactly max_tokens tokens, so EOS must never be chosen.
-        no_eos = [i for i, p in enumerate(params) if p.ignore_eos]
-        if no_eos:
-            logits[no_eos, self._eos_token_id] = float("-inf")
-        tokens = logits.argmax(dim=-1).tolist()
-        for i, p in enumerate(params):
-            if p.greedy:
-                continue
-            probs = torch.softmax(logits[i] / p.temperature, dim=-1)
-            if p.top_p < 1.0:
-                sorted_probs, order = probs.sort(descending=True)
-                # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
-                outside = sorted_probs.cumsum(0) - sorted_probs >= p.top_p
-                sorted_probs[outside] = 0.0
-                probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-            gen = self._generator_for(request_ids[i], p)
-            tokens[i] = int(torch.multinomial(probs, 1, generator=gen).item())
+        with torch.inference_mode():
+            logits = logits.to(torch.float32, copy=True)  # masked in place below
+            if self._banned:
+                logits[:, self._banned] = float("-inf")
+            # ignore_eos: the request wants exactly max_tokens tokens, so EOS must never be chosen.
+            no_eos = [i for i, p in enumerate(params) if p.ignore_eos]
+            if no_eos:
+                logits[no_eos, self._eos_token_id] = float("-inf")
+            tokens = logits.argmax(dim=-1).tolist()
+            for i, p in enumerate(params):
+                if not p.greedy:
+                    tokens[i] = self._draw(logits[i].cpu(), p, self._generator_for(request_ids[i], p))
         return tokens
+
+    @staticmethod
+    def _draw(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator) -> int:
+        import torch
+
+        probs = torch.softmax(logits / p.temperature, dim=-1)
+        if p.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)
+            # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
+            outside = sorted_probs.cumsum(0) - sorted_probs >= p.top_p
+            sorted_probs[outside] = 0.0
+            probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+        return int(torch.multinomial(probs, 1, generator=gen).item())

@@ -69,7 +69,7 @@ def load_hf_weights(model: LlamaModel, path: Path) -> None:
 def build_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, seed: int,
                 path: str | None) -> LlamaModel:
     with torch.device(device):
-        model = LlamaModel(cfg).to(dtype)
+        model = LlamaModel(cfg, dtype)
     if path is None:
         random_weights(model, seed)
     else:

@@ -39,3 +39,23 @@ def test_runs_on_cpu(tmp_path: Path) -> None:
     for row in rows:
         assert row["triton_ms"] is None and row["torch_ms"] > 0 and row["bytes_moved"] > 0
         assert row["kernel"] in result.stdout
+
+
+@pytest.mark.interpreter
+def test_gpu_code_path_through_the_interpreter(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The GPU branch (Triton timings, % of peak, speed-ups) exercised at tiny shapes, so that the
+    # first GPU run does not find a Python error in it.
+    from benchmarks import kernels
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    monkeypatch.setattr(kernels, "CPU_REPEATS", 1)  # interpreted kernels are slow; one timing is enough
+    rows = kernels.bench(kernels.CPU_SHAPES, torch.float32, device, with_triton=True)
+    assert [row.kernel for row in rows] == KERNELS
+    assert all(row.triton_ms and row.triton_ms > 0 for row in rows)
+    kernels.print_table(rows, kernels.peak_tbps("NVIDIA H100 80GB HBM3"))
+    table = capsys.readouterr().out
+    assert "% peak" in table and "prefill_attention" in table
+    assert kernels.peak_tbps("NVIDIA H200") == 4.8 and kernels.peak_tbps("NVIDIA H100 PCIe") == 2.0
+    assert kernels.peak_tbps("Some Future GPU") is None
