@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server_under_test import LLMEngine, SamplingParams, ServerConfig
+from server_under_test.outputs import RequestOutput
 
 SECTION = "## engine_throughput"
 
@@ -40,20 +41,20 @@ class Level:
 def run_level(engine: LLMEngine, streams: int, seconds: float, prompt_len: int, max_tokens: int) -> Level:
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
     prompt = [ord("a") + i % 26 for i in range(prompt_len)]
-    live = 0
+    live: set[str] = set()
     counter = 0
 
-    def on_output(out) -> None:
-        nonlocal live
+    def on_output(out: RequestOutput) -> None:
         if out.finished:
-            live -= 1
+            live.discard(out.request_id)
 
     def top_up() -> None:
-        nonlocal live, counter
-        while live < streams:
-            engine.add_request(f"s{streams}-{counter}", prompt, params, on_output)
+        nonlocal counter
+        while len(live) < streams:
+            rid = f"s{streams}-{time.monotonic_ns()}-{counter}"
+            engine.add_request(rid, prompt, params, on_output)
             counter += 1
-            live += 1
+            live.add(rid)
 
     # Warm-up: fill the batch and let it reach a steady mix of prefill and decode.
     top_up()
@@ -74,9 +75,10 @@ def run_level(engine: LLMEngine, streams: int, seconds: float, prompt_len: int, 
         prep += t.prepare_s
         total += t.total_s
     elapsed = time.perf_counter() - start
-    for rid in list(engine._requests):  # leave the engine empty for the next level
+    for rid in list(live):  # leave the engine empty for the next level
         engine.abort(rid)
     engine.step()
+    assert not engine.has_unfinished and engine.block_manager.num_used_blocks == 0
     return Level(streams, tokens / elapsed, steps, batch / steps, sched / total, prep / total, 1000 * elapsed / steps)
 
 
@@ -87,21 +89,29 @@ def median_level(runs: list[Level]) -> Level:
 def render(levels: list[Level], seconds: float, rounds: int, prompt_len: int, max_tokens: int) -> str:
     base = levels[0].tokens_per_s
     lines = [
-        SECTION, "",
+        SECTION,
+        "",
         f"`benchmarks/engine_throughput.py`, tiny preset, in-process engine, closed loop of N streams, "
         f"prompt {prompt_len} tokens, max_tokens {max_tokens}, greedy, {rounds} interleaved rounds of "
         f"{seconds:g} s per level, median round shown; "
         f"{platform.machine()}, {os.cpu_count()} CPU cores, torch on 1 thread, kernels torch (CPU). "
         "The machine was shared with other work (four other engineers' tests on the same 2 cores), "
-        "so absolute numbers are noisy; the ratios come from one run.", "",
+        "so absolute numbers are noisy; the ratios come from one run.",
+        "",
         "| streams | output tok/s | × 1 stream | mean batch | step ms | scheduling share | batch-building share |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lv in levels:
-        lines.append(f"| {lv.streams} | {lv.tokens_per_s:,.0f} | {lv.tokens_per_s / base:.1f}× | {lv.mean_batch:.1f} "
-                     f"| {lv.step_ms:.1f} | {100 * lv.schedule_share:.1f}% | {100 * lv.prepare_share:.1f}% |")
-    lines += ["", "Targets: ≥ 10× one stream at 64 streams; scheduling (scheduler + output processing) "
-              "under 10% of step time. Batch-building (Python lists → tensors) is reported apart.", ""]
+        lines.append(
+            f"| {lv.streams} | {lv.tokens_per_s:,.0f} | {lv.tokens_per_s / base:.1f}× | {lv.mean_batch:.1f} "
+            f"| {lv.step_ms:.1f} | {100 * lv.schedule_share:.1f}% | {100 * lv.prepare_share:.1f}% |"
+        )
+    lines += [
+        "",
+        "Targets: ≥ 10× one stream at 64 streams; scheduling (scheduler + output processing) "
+        "under 10% of step time. Batch-building (Python lists → tensors) is reported apart.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -128,8 +138,12 @@ def main() -> None:
             runs[n].append(run_level(engine, n, args.seconds, args.prompt_len, args.max_tokens))
     levels = [median_level(runs[n]) for n in args.streams]
     spread = {n: statistics.pstdev(lv.tokens_per_s for lv in runs[n]) for n in args.streams}
-    print("per-round tokens/s:", {n: [round(lv.tokens_per_s) for lv in runs[n]] for n in args.streams},
-          "stdev:", {n: round(v) for n, v in spread.items()})
+    print(
+        "per-round tokens/s:",
+        {n: [round(lv.tokens_per_s) for lv in runs[n]] for n in args.streams},
+        "stdev:",
+        {n: round(v) for n, v in spread.items()},
+    )
     section = render(levels, args.seconds, args.rounds, args.prompt_len, args.max_tokens)
     print(section)
     if args.results:

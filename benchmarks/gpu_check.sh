@@ -90,9 +90,7 @@ import time
 import torch
 
 from benchmarks.kernels import peak_tbps
-from server_under_test.config import ServerConfig
-from server_under_test.engine import LLMEngine
-from server_under_test.sampling_params import SamplingParams
+from server_under_test import LLMEngine, SamplingParams, ServerConfig
 
 PROMPT, NEW = 128, 128
 engine = LLMEngine(ServerConfig(preset="llama-3.1-8b", dtype="bfloat16", device="cuda", max_num_seqs=64,

@@ -1,1 +1,47 @@
-"""loadgen."""
+"""loadgen: satscope's load generator on Locust.
+
+The names here are the pure parts (shapes, arrival schedules, workloads, SSE parsing, records and
+the run writer): importing them never imports locust or gevent, so the CLI and tests use them
+in-process. The Locust side (``loadgen/_user.py``, ``loadgen/runner.py``) runs only in its own
+process, started by `satscope run` (``loadgen/orchestrate.py``). Usage: ``docs/loadgen.md``.
+"""
+
+from loadgen.arrivals import arrival_times, next_gap
+from loadgen.config import ENDPOINTS, LoadgenConfig
+from loadgen.output import progress, write_run_files
+from loadgen.records import RunStore, WorkerBuffer
+from loadgen.saturation import Limits, loadgen_figures, saturation_verdict
+from loadgen.shape_options import SHAPES, ShapeOptions, build_shape
+from loadgen.shapes import Shape, ShapePoint, Stage, load_stages_toml
+from loadgen.sse import LineKind, SseEvent, parse_line, request_body
+from loadgen.workload import LengthDist, RequestSpec, Workload, WorkloadConfig, load_sharegpt
+
+__all__ = [
+    "ENDPOINTS",
+    "SHAPES",
+    "LengthDist",
+    "Limits",
+    "LineKind",
+    "LoadgenConfig",
+    "RequestSpec",
+    "RunStore",
+    "Shape",
+    "ShapeOptions",
+    "ShapePoint",
+    "SseEvent",
+    "Stage",
+    "WorkerBuffer",
+    "Workload",
+    "WorkloadConfig",
+    "arrival_times",
+    "build_shape",
+    "load_sharegpt",
+    "load_stages_toml",
+    "loadgen_figures",
+    "next_gap",
+    "parse_line",
+    "progress",
+    "request_body",
+    "saturation_verdict",
+    "write_run_files",
+]

@@ -54,6 +54,7 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     highlight_row: int | None = None
+    wrap_last: bool = False  # the last column holds sentences: let it wrap
 
 
 @dataclass(slots=True)

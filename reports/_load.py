@@ -160,10 +160,12 @@ def _token_rows(tokens: pa.Table, request_ids: pa.Array, origin: float) -> pd.Da
         dictionaries = [chunk.dictionary for chunk in ids.chunks]
         offsets = np.cumsum([0, *(len(d) for d in dictionaries)])
         positions = lookup(pa.concat_arrays(dictionaries))
-        pos = np.concatenate([
-            positions[off + chunk.indices.to_numpy(zero_copy_only=False)]
-            for off, chunk in zip(offsets, ids.chunks, strict=False)
-        ])
+        pos = np.concatenate(
+            [
+                positions[off + chunk.indices.to_numpy(zero_copy_only=False)]
+                for off, chunk in zip(offsets, ids.chunks, strict=False)
+            ]
+        )
     else:
         pos = lookup(ids.combine_chunks())
     keep = pos >= 0  # chunks of requests that have no row cannot be placed in a stage

@@ -94,7 +94,7 @@ def _bottleneck_section(summary: dict[str, Any]) -> Section:
         "Bottleneck and evidence",
         paragraphs=[f"Verdict: {bn['label']}. {bn['sentence']}."],
         items=[e["text"] for e in bn["evidence"]],
-        table=Table(["resource", "at its limit", "from (s)", "stage", "figures / why not"], rows),
+        table=Table(["resource", "at its limit", "from (s)", "stage", "figures / why not"], rows, wrap_last=True),
     )
 
 
@@ -172,7 +172,10 @@ def report_page(an: Analysis) -> Page:
     ]
     if an.top_errors:
         sections.append(
-            Section("Most common errors", table=Table(["error", "count"], [[e, str(n)] for e, n in an.top_errors]))
+            Section(
+                "Most common errors",
+                table=Table(["count", "error"], [[str(n), e] for e, n in an.top_errors], wrap_last=True),
+            )
         )
     sections.append(_meta(an))
     return Page(

@@ -105,9 +105,18 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
             failed = rng.uniform(size=n) < 1.0 - 1.0 / over
         end = np.where(failed, start + 0.01, end)
         offered = load / e2e_base if spec.open_loop else float(load)
-        parts.append({"stage": np.full(n, f"users-{load}", dtype=object), "offered_load": np.full(n, offered),
-                      "intended_start": start - lag, "start": start, "first_token": first, "end": end,
-                      "failed": failed, "lag": lag})
+        parts.append(
+            {
+                "stage": np.full(n, f"users-{load}", dtype=object),
+                "offered_load": np.full(n, offered),
+                "intended_start": start - lag,
+                "start": start,
+                "first_token": first,
+                "end": end,
+                "failed": failed,
+                "lag": lag,
+            }
+        )
         ok = np.flatnonzero(~failed)
         steps = np.arange(spec.output_tokens)
         tok_idx.append(np.repeat(n_total + ok, spec.output_tokens))

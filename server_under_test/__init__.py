@@ -16,11 +16,23 @@ if TYPE_CHECKING:
     from server_under_test.engine import LLMEngine
     from server_under_test.server import ServerThread, serve
 
-__all__ = ["PRESETS", "LLMEngine", "ModelConfig", "SamplingParams", "ServerConfig", "ServerThread",
-           "build_app", "serve"]
+__all__ = [
+    "PRESETS",
+    "LLMEngine",
+    "ModelConfig",
+    "SamplingParams",
+    "ServerConfig",
+    "ServerThread",
+    "build_app",
+    "serve",
+]
 
-_LAZY = {"LLMEngine": "server_under_test.engine", "build_app": "server_under_test.api",
-         "serve": "server_under_test.server", "ServerThread": "server_under_test.server"}
+_LAZY = {
+    "LLMEngine": "server_under_test.engine",
+    "build_app": "server_under_test.api",
+    "serve": "server_under_test.server",
+    "ServerThread": "server_under_test.server",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -32,8 +32,7 @@ __all__ = ["build_app"]
 
 log = logging.getLogger("satscope.server")
 
-_REJECT_REASONS = {400: "bad_request", 404: "bad_request", 401: "unauthorized", 413: "too_large",
-                   429: "queue_full"}
+_REJECT_REASONS = {400: "bad_request", 404: "bad_request", 401: "unauthorized", 413: "too_large", 429: "queue_full"}
 
 
 def build_app(engine: LLMEngine) -> FastAPI:
@@ -51,8 +50,7 @@ def build_app(engine: LLMEngine) -> FastAPI:
         finally:
             await asyncio.to_thread(engine.stop)
 
-    app = FastAPI(title="satscope reference server", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="satscope reference server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -65,14 +63,18 @@ def build_app(engine: LLMEngine) -> FastAPI:
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _bug(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: the traceback goes to the log (Starlette re-raises), the client gets JSON.
+        return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}"), 500)
+
     def authorize(request: Request) -> None:
         if config.api_key is None:
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), config.api_key.encode()):
-            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                           code="invalid_api_key")
+            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -91,8 +93,12 @@ def build_app(engine: LLMEngine) -> FastAPI:
 
     def submit(req: GenerationRequest, rid: str, arrival: float) -> asyncio.Queue[RequestOutput]:
         if req.model is not None and req.model != model_name:
-            raise ApiError(404, f"the model '{req.model}' does not exist; this server serves '{model_name}'",
-                           "model", "model_not_found")
+            raise ApiError(
+                404,
+                f"the model '{req.model}' does not exist; this server serves '{model_name}'",
+                "model",
+                "model_not_found",
+            )
         ids = req.prompt_token_ids
         if ids is None:
             ids = engine.tokenizer.encode(req.prompt_text or "")
@@ -100,15 +106,20 @@ def build_app(engine: LLMEngine) -> FastAPI:
             raise ApiError(400, f"prompt token ids must be in [0, {vocab_size})", "prompt")
         room = engine.max_model_len - len(ids)
         if room < 1:
-            raise ApiError(400, f"the prompt is {len(ids)} tokens; the context is {engine.max_model_len}",
-                           "prompt", "context_length_exceeded")
+            raise ApiError(
+                400,
+                f"the prompt is {len(ids)} tokens; the context is {engine.max_model_len}",
+                "prompt",
+                "context_length_exceeded",
+            )
         max_tokens = req.max_tokens if req.max_tokens is not None else min(room, max_tokens_limit)
         params = dataclasses.replace(req.params, max_tokens=max_tokens)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[RequestOutput] = asyncio.Queue()
         try:
-            engine.add_request(rid, ids, params, lambda out: loop.call_soon_threadsafe(queue.put_nowait, out),
-                               arrival_time=arrival)
+            engine.add_request(
+                rid, ids, params, lambda out: loop.call_soon_threadsafe(queue.put_nowait, out), arrival_time=arrival
+            )
         except PromptTooLongError as exc:
             raise ApiError(400, str(exc), "max_tokens", "context_length_exceeded") from None
         except QueueFullError as exc:
@@ -116,8 +127,9 @@ def build_app(engine: LLMEngine) -> FastAPI:
         log.debug("request %s: %d prompt tokens, max_tokens %d", rid, len(ids), max_tokens)
         return queue
 
-    async def stream(rid: str, chat: bool, req: GenerationRequest,
-                     queue: asyncio.Queue[RequestOutput]) -> AsyncIterator[str]:
+    async def stream(
+        rid: str, chat: bool, req: GenerationRequest, queue: asyncio.Queue[RequestOutput]
+    ) -> AsyncIterator[str]:
         finished = False
         try:
             if chat:
@@ -126,18 +138,19 @@ def build_app(engine: LLMEngine) -> FastAPI:
                 out = await queue.get()
                 finished = out.finished
                 if out.text or finished:
-                    yield sse(stream_chunk(rid, chat, req.created, model_name, out.text, out.finish_reason,
-                                           req.include_usage))
+                    yield sse(
+                        stream_chunk(rid, chat, req.created, model_name, out.text, out.finish_reason, req.include_usage)
+                    )
             if req.include_usage:
-                yield sse(usage_chunk(rid, chat, req.created, model_name, out.prompt_tokens,
-                                      out.completion_tokens))
+                yield sse(usage_chunk(rid, chat, req.created, model_name, out.prompt_tokens, out.completion_tokens))
             yield sse("[DONE]")
         finally:
             if not finished:
                 engine.abort(rid)
 
-    async def collect(rid: str, request: Request,
-                      queue: asyncio.Queue[RequestOutput]) -> tuple[str, RequestOutput] | None:
+    async def collect(
+        rid: str, request: Request, queue: asyncio.Queue[RequestOutput]
+    ) -> tuple[str, RequestOutput] | None:
         """The whole output, or None when the client went away (the sequence is then aborted)."""
         parts = []
         gone = asyncio.ensure_future(_client_gone(request))
@@ -159,16 +172,20 @@ def build_app(engine: LLMEngine) -> FastAPI:
     async def generate(request: Request, req: GenerationRequest, chat: bool, rid: str, arrival: float) -> Response:
         queue = submit(req, rid, arrival)
         if req.stream:
-            return StreamingResponse(stream(rid, chat, req, queue), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
+            return StreamingResponse(
+                stream(rid, chat, req, queue), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
         collected = await collect(rid, request, queue)
         if collected is None:
             return Response(status_code=499)  # nobody is listening; nginx's "client closed request"
         text, out = collected
         if out.finish_reason == "error":
             return JSONResponse(error_body(500, "the engine failed while generating"), 500)
-        return JSONResponse(final_body(rid, chat, req.created, model_name, text, out.finish_reason,
-                                       out.prompt_tokens, out.completion_tokens))
+        return JSONResponse(
+            final_body(
+                rid, chat, req.created, model_name, text, out.finish_reason, out.prompt_tokens, out.completion_tokens
+            )
+        )
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
@@ -188,15 +205,32 @@ def build_app(engine: LLMEngine) -> FastAPI:
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         authorize(request)
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": 0,
-                                            "owned_by": "satscope", "max_model_len": engine.max_model_len}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": model_name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "satscope",
+                    "max_model_len": engine.max_model_len,
+                }
+            ],
+        }
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         f = engine.facts
-        return {"status": "ok", "model": model_name, "kernels": f.kernels, "device": f.device, "dtype": f.dtype,
-                "kv_cache_usage": engine.block_manager.usage, "num_requests_running": len(engine.scheduler.running),
-                "num_requests_waiting": engine.num_waiting}
+        return {
+            "status": "ok",
+            "model": model_name,
+            "kernels": f.kernels,
+            "device": f.device,
+            "dtype": f.dtype,
+            "kv_cache_usage": engine.block_manager.usage,
+            "num_requests_running": len(engine.scheduler.running),
+            "num_requests_waiting": engine.num_waiting,
+        }
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -42,8 +42,15 @@ class ModelConfig:
     rope_scaling: tuple[float, float, float, int] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                     "intermediate_size", "max_position"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "intermediate_size",
+            "max_position",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model {name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
@@ -74,17 +81,38 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # A few M parameters: dozens of concurrent streams on a 2-core CPU.
     "tiny": ModelConfig(
-        name="tiny", vocab_size=258, hidden_size=256, num_layers=4, num_heads=8, num_kv_heads=2,
-        intermediate_size=768, max_position=2048,
+        name="tiny",
+        vocab_size=258,
+        hidden_size=256,
+        num_layers=4,
+        num_heads=8,
+        num_kv_heads=2,
+        intermediate_size=768,
+        max_position=2048,
     ),
     "llama-3.2-1b": ModelConfig(
-        name="llama-3.2-1b", vocab_size=128256, hidden_size=2048, num_layers=16, num_heads=32,
-        num_kv_heads=8, intermediate_size=8192, max_position=8192, rope_theta=500000.0,
-        tie_embeddings=True, rope_scaling=(32.0, 1.0, 4.0, 8192),
+        name="llama-3.2-1b",
+        vocab_size=128256,
+        hidden_size=2048,
+        num_layers=16,
+        num_heads=32,
+        num_kv_heads=8,
+        intermediate_size=8192,
+        max_position=8192,
+        rope_theta=500000.0,
+        tie_embeddings=True,
+        rope_scaling=(32.0, 1.0, 4.0, 8192),
     ),
     "llama-3.1-8b": ModelConfig(
-        name="llama-3.1-8b", vocab_size=128256, hidden_size=4096, num_layers=32, num_heads=32,
-        num_kv_heads=8, intermediate_size=14336, max_position=8192, rope_theta=500000.0,
+        name="llama-3.1-8b",
+        vocab_size=128256,
+        hidden_size=4096,
+        num_layers=32,
+        num_heads=32,
+        num_kv_heads=8,
+        intermediate_size=14336,
+        max_position=8192,
+        rope_theta=500000.0,
         rope_scaling=(8.0, 1.0, 4.0, 8192),
     ),
 }
@@ -106,8 +134,12 @@ def load_hf_model_config(path: Path) -> ModelConfig:
     if scaling is not None:
         if scaling.get("rope_type", scaling.get("type")) != "llama3":
             raise ConfigError(f"rope_scaling {scaling!r} is not supported: only Llama 3's 'llama3' type is")
-        scaling = (float(scaling["factor"]), float(scaling["low_freq_factor"]),
-                   float(scaling["high_freq_factor"]), int(scaling["original_max_position_embeddings"]))
+        scaling = (
+            float(scaling["factor"]),
+            float(scaling["low_freq_factor"]),
+            float(scaling["high_freq_factor"]),
+            int(scaling["original_max_position_embeddings"]),
+        )
     return ModelConfig(
         name=path.name,
         vocab_size=raw["vocab_size"],

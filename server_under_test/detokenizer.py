@@ -26,7 +26,7 @@ class StreamingText:
         if self._stop:
             hits = [i for s in self._stop if (i := self.text.find(s, search_from)) >= 0]
             if hits:
-                self.text = self.text[:min(hits)]
+                self.text = self.text[: min(hits)]
                 return self._take(len(self.text)), True
         return self._take(max(self._emitted, len(self.text) - self._holdback)), False
 
@@ -35,5 +35,5 @@ class StreamingText:
         return self._take(len(self.text))
 
     def _take(self, end: int) -> str:
-        delta, self._emitted = self.text[self._emitted:end], max(self._emitted, end)
+        delta, self._emitted = self.text[self._emitted : end], max(self._emitted, end)
         return delta

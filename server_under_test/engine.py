@@ -87,8 +87,14 @@ class LLMEngine:
                 f"prompt plus max_tokens needs {blocks} KV blocks, the pool has {self.block_manager.num_blocks}"
             )
 
-    def add_request(self, request_id: str, prompt_token_ids: list[int], params: SamplingParams,
-                    sink: Sink | None = None, arrival_time: float | None = None) -> None:
+    def add_request(
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        sink: Sink | None = None,
+        arrival_time: float | None = None,
+    ) -> None:
         """Queue a request; raises PromptTooLongError or QueueFullError before queueing anything."""
         if not prompt_token_ids:
             raise PromptTooLongError("the prompt is empty")
@@ -137,7 +143,7 @@ class LLMEngine:
             try:
                 self.step()
             except Exception:
-                log.exception("engine step failed; failing the running requests")
+                log.exception("engine step failed; failing every request in flight")
                 self._fail_all()
 
     def _drain_inbox(self) -> None:
@@ -216,20 +222,28 @@ class LLMEngine:
         return outputs
 
     def _output(self, seq: Sequence, text: str, token_ids: list[int], reason: FinishReason | None) -> RequestOutput:
-        return RequestOutput(seq.request_id, text, token_ids, reason is not None,
-                             None if reason is None else reason.value, seq.num_prompt_tokens,
-                             len(seq.output_token_ids))
+        return RequestOutput(
+            seq.request_id,
+            text,
+            token_ids,
+            reason is not None,
+            None if reason is None else reason.value,
+            seq.num_prompt_tokens,
+            len(seq.output_token_ids),
+        )
 
-    def _finish(self, req: _Request, reason: FinishReason, text: str,
-                token_ids: list[int] | None = None) -> RequestOutput:
+    def _finish(
+        self, req: _Request, reason: FinishReason, text: str, token_ids: list[int] | None = None
+    ) -> RequestOutput:
         seq = req.seq
         self.scheduler.finish(seq, reason)
         self.sampler.forget(seq.request_id)
         del self._requests[seq.request_id]
         self.metrics.requests.labels(finish_reason=reason.value).inc()
         self.metrics.e2e.observe(time.monotonic() - seq.arrival_time)
-        out = self._output(seq, text + (req.text.finish() if reason is not FinishReason.ABORT else ""),
-                           token_ids or [], reason)
+        out = self._output(
+            seq, text + (req.text.finish() if reason is not FinishReason.ABORT else ""), token_ids or [], reason
+        )
         if req.sink is not None:
             req.sink(out)
         return out
@@ -254,8 +268,9 @@ class LLMEngine:
 
     # ---- offline use --------------------------------------------------------------------------
 
-    def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams],
-                 max_steps: int = 1_000_000) -> list[RequestOutput]:
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams], max_steps: int = 1_000_000
+    ) -> list[RequestOutput]:
         """Run prompts to completion on the calling thread (engine thread not started)."""
         if self._thread is not None:
             raise RuntimeError("generate() steps the engine itself; do not call it while start() runs")
@@ -277,5 +292,15 @@ class LLMEngine:
             if not self.has_unfinished:
                 break
             self.step()
-        return [RequestOutput(i, "".join(texts[i]), tokens[i], True, results[i].finish_reason,
-                              results[i].prompt_tokens, results[i].completion_tokens) for i in ids]
+        return [
+            RequestOutput(
+                i,
+                "".join(texts[i]),
+                tokens[i],
+                True,
+                results[i].finish_reason,
+                results[i].prompt_tokens,
+                results[i].completion_tokens,
+            )
+            for i in ids
+        ]

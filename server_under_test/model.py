@@ -76,8 +76,14 @@ class Attention(nn.Module):
         self.o_proj = _param(cfg.hidden_size, self.num_heads * self.head_dim, dtype=dtype)
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
-        k_cache: torch.Tensor, v_cache: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
     ) -> torch.Tensor:
         t = x.shape[0]
         q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
@@ -90,14 +96,23 @@ class Attention(nn.Module):
         nd = meta.num_decode_tokens
         parts = []
         if nd:
-            parts.append(ops.paged_decode_attention(
-                q[:nd], k_cache, v_cache, meta.decode_block_tables, meta.decode_context_lens, self.scale
-            ))
+            parts.append(
+                ops.paged_decode_attention(
+                    q[:nd], k_cache, v_cache, meta.decode_block_tables, meta.decode_context_lens, self.scale
+                )
+            )
         if t > nd:
-            parts.append(ops.prefill_attention(
-                q[nd:], k_cache, v_cache, meta.prefill_block_tables, meta.prefill_cu_seqlens_q,
-                meta.prefill_context_lens, self.scale,
-            ))
+            parts.append(
+                ops.prefill_attention(
+                    q[nd:],
+                    k_cache,
+                    v_cache,
+                    meta.prefill_block_tables,
+                    meta.prefill_cu_seqlens_q,
+                    meta.prefill_context_lens,
+                    self.scale,
+                )
+            )
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return F.linear(out.reshape(t, q_size), self.o_proj)
 
@@ -113,9 +128,15 @@ class DecoderLayer(nn.Module):
         self.down_proj = _param(cfg.hidden_size, cfg.intermediate_size, dtype=dtype)
 
     def forward(
-        self, x: torch.Tensor, residual: torch.Tensor | None, positions: torch.Tensor,
-        meta: AttentionMetadata, k_cache: torch.Tensor, v_cache: torch.Tensor,
-        cos: torch.Tensor, sin: torch.Tensor,
+        self,
+        x: torch.Tensor,
+        residual: torch.Tensor | None,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if residual is None:
             h, residual = ops.rms_norm(x, self.input_layernorm, self.eps), x
@@ -143,7 +164,10 @@ class LlamaModel(nn.Module):
         self.rope_cos, self.rope_sin = rope_tables(self.cfg, self.embed_tokens.device)
 
     def forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
         kv_cache: torch.Tensor,
     ) -> torch.Tensor:
         """input_ids, positions int64 [T]; kv_cache [L, 2, NB, BS, Hkv, D] → final hidden states [T, H]."""
@@ -152,8 +176,9 @@ class LlamaModel(nn.Module):
         x = F.embedding(input_ids, self.embed_tokens)
         residual = None
         for i, layer in enumerate(self.layers):
-            x, residual = layer(x, residual, positions, meta, kv_cache[i, 0], kv_cache[i, 1],
-                                self.rope_cos, self.rope_sin)
+            x, residual = layer(
+                x, residual, positions, meta, kv_cache[i, 0], kv_cache[i, 1], self.rope_cos, self.rope_sin
+            )
         x, _ = ops.rms_norm(x, self.norm, self.cfg.norm_eps, residual)
         return x
 

@@ -39,8 +39,15 @@ def _block_table_tensor(tables: list[list[int]], device: torch.device) -> torch.
 
 
 class ModelRunner:
-    def __init__(self, model: LlamaModel, cfg: ModelConfig, num_blocks: int, block_size: int,
-                 dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: LlamaModel,
+        cfg: ModelConfig,
+        num_blocks: int,
+        block_size: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
         self.model, self.cfg, self.block_size, self.device = model, cfg, block_size, device
         self.kv_cache = torch.zeros(
             cfg.num_layers, 2, num_blocks, block_size, cfg.num_kv_heads, cfg.head_dim, dtype=dtype, device=device

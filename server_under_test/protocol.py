@@ -10,13 +10,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from server_under_test.sampling_params import SamplingParams
+from server_under_test.sampling_params import SEED_RANGE, SamplingParams
 
 __all__ = ["ApiError", "GenerationRequest", "error_body", "parse_chat", "parse_completion"]
 
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
-                500: "server_error", 503: "server_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_error",
+}
 
 
 class ApiError(Exception):
@@ -26,8 +33,14 @@ class ApiError(Exception):
 
 
 def error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _ERROR_TYPES.get(status, "invalid_request_error"),
-                      "param": param, "code": code}}
+    return {
+        "error": {
+            "message": message,
+            "type": _ERROR_TYPES.get(status, "invalid_request_error"),
+            "param": param,
+            "code": code,
+        }
+    }
 
 
 @dataclass(slots=True)
@@ -97,9 +110,10 @@ def _common(body: Any, max_tokens_limit: int) -> tuple[str | None, int | None, S
     if max_tokens is None:
         max_tokens = _optional_int(body, "max_tokens")
     if max_tokens is not None and not 1 <= max_tokens <= max_tokens_limit:
-        raise ApiError(400, f"'max_tokens' must be between 1 and {max_tokens_limit}, got {max_tokens}",
-                       "max_tokens")
+        raise ApiError(400, f"'max_tokens' must be between 1 and {max_tokens_limit}, got {max_tokens}", "max_tokens")
     seed = _optional_int(body, "seed")
+    if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ApiError(400, "'seed' must be a 64-bit integer", "seed")
     params = SamplingParams(
         max_tokens=max_tokens or 1,
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
@@ -161,8 +175,7 @@ def parse_chat(body: Any, max_tokens_limit: int) -> tuple[GenerationRequest, lis
     clean = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer", "tool"):
-            raise ApiError(400, f"messages[{i}] needs a role of system, user, assistant, developer or tool",
-                           "messages")
+            raise ApiError(400, f"messages[{i}] needs a role of system, user, assistant, developer or tool", "messages")
         clean.append({"role": m["role"], "content": _message_text(m.get("content", ""), i)})
     request = GenerationRequest(model, None, None, max_tokens, params, stream, include_usage, int(time.time()))
     return request, clean

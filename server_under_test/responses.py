@@ -9,8 +9,11 @@ __all__ = ["final_body", "sse", "stream_chunk", "usage", "usage_chunk"]
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def sse(payload: dict[str, Any] | str) -> str:
@@ -23,8 +26,16 @@ def _envelope(rid: str, chat: bool, chunk: bool, created: int, model: str) -> di
     return {"id": rid, "object": kind, "created": created, "model": model}
 
 
-def stream_chunk(rid: str, chat: bool, created: int, model: str, text: str | None,
-                 finish_reason: str | None, include_usage: bool, first: bool = False) -> dict[str, Any]:
+def stream_chunk(
+    rid: str,
+    chat: bool,
+    created: int,
+    model: str,
+    text: str | None,
+    finish_reason: str | None,
+    include_usage: bool,
+    first: bool = False,
+) -> dict[str, Any]:
     """One streamed delta. Chat's first chunk carries the role."""
     body = _envelope(rid, chat, True, created, model)
     if chat:
@@ -40,8 +51,9 @@ def stream_chunk(rid: str, chat: bool, created: int, model: str, text: str | Non
     return body
 
 
-def usage_chunk(rid: str, chat: bool, created: int, model: str, prompt_tokens: int,
-                completion_tokens: int) -> dict[str, Any]:
+def usage_chunk(
+    rid: str, chat: bool, created: int, model: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
     """The extra last chunk of `stream_options.include_usage`: no choices, the usage."""
     body = _envelope(rid, chat, True, created, model)
     body["choices"] = []
@@ -49,12 +61,24 @@ def usage_chunk(rid: str, chat: bool, created: int, model: str, prompt_tokens: i
     return body
 
 
-def final_body(rid: str, chat: bool, created: int, model: str, text: str, finish_reason: str | None,
-               prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def final_body(
+    rid: str,
+    chat: bool,
+    created: int,
+    model: str,
+    text: str,
+    finish_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
     body = _envelope(rid, chat, False, created, model)
     if chat:
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
-                                  "logprobs": None, "finish_reason": finish_reason}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
     body["choices"] = [choice]

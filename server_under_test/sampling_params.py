@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SamplingParams"]
+__all__ = ["SEED_RANGE", "SamplingParams"]
+
+# What torch.Generator.manual_seed accepts (a signed or unsigned 64-bit integer).
+SEED_RANGE = (-(2**63), 2**64 - 1)
+# Below this temperature, logits / temperature overflow: such requests are served greedily, as in vLLM.
+_GREEDY_BELOW = 1e-5
 
 
 @dataclass(slots=True, frozen=True)
 class SamplingParams:
-    """temperature 0 is greedy; `seed` makes a sampled request reproducible on its own."""
+    """temperature 0 (or below 1e-5) is greedy; `seed` makes a sampled request reproducible on its own."""
 
     max_tokens: int = 16
     temperature: float = 1.0
@@ -25,9 +30,11 @@ class SamplingParams:
             raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.seed is not None and not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise ValueError(f"seed must be a 64-bit integer, got {self.seed}")
         if any(not s for s in self.stop):
             raise ValueError("stop strings must not be empty")
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < _GREEDY_BELOW

@@ -12,8 +12,13 @@ import signal
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from server_under_test.config import ConfigError, ServerConfig
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 __all__ = ["DRAIN_TIMEOUT_S", "ServerThread", "check_port_free", "serve"]
 
@@ -31,13 +36,18 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(f"{host}:{port} {reason}: choose another --port or --host") from None
 
 
-def _uvicorn_config(config: ServerConfig, app: object):  # -> uvicorn.Config
+def _uvicorn_config(config: ServerConfig, app: FastAPI) -> uvicorn.Config:
     import uvicorn
 
     return uvicorn.Config(
-        app, host=config.host, port=config.port, log_level=config.log_level,
-        access_log=config.log_level == "debug", timeout_graceful_shutdown=DRAIN_TIMEOUT_S,
-        limit_concurrency=None, timeout_keep_alive=30,
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        access_log=config.log_level == "debug",
+        timeout_graceful_shutdown=DRAIN_TIMEOUT_S,
+        limit_concurrency=None,
+        timeout_keep_alive=30,
     )
 
 

@@ -64,7 +64,7 @@ def _num_kv_blocks(config: ServerConfig, kv_bytes_per_token: int, device: str) -
     if blocks < 1:
         raise ConfigError(
             f"no GPU memory left for the KV cache at gpu_memory_utilization={config.gpu_memory_utilization}",
-            )
+        )
     return blocks
 
 
@@ -91,13 +91,27 @@ def build_engine_parts(config: ServerConfig) -> EngineParts:
     runner = ModelRunner(model, model_config, num_blocks, config.block_size, dtype, torch.device(device))
     params = sum(p.numel() for p in model.parameters())
     facts = ModelFacts(
-        model=config.model_name, dtype=dtype_name, device=device, kernels=ops.backend(), parameters=params,
-        weight_bytes=params * dtype_bytes, layers=model_config.num_layers,
-        kv_bytes_per_token=kv_bytes_per_token, kv_capacity_blocks=num_blocks, block_size=config.block_size,
+        model=config.model_name,
+        dtype=dtype_name,
+        device=device,
+        kernels=ops.backend(),
+        parameters=params,
+        weight_bytes=params * dtype_bytes,
+        layers=model_config.num_layers,
+        kv_bytes_per_token=kv_bytes_per_token,
+        kv_capacity_blocks=num_blocks,
+        block_size=config.block_size,
     )
-    log.info("model %s: %d parameters, %s on %s, kernels %s, KV pool %d blocks x %d tokens",
-             facts.model, params, dtype_name, device, facts.kernels, num_blocks, config.block_size)
+    log.info(
+        "model %s: %d parameters, %s on %s, kernels %s, KV pool %d blocks x %d tokens",
+        facts.model,
+        params,
+        dtype_name,
+        device,
+        facts.kernels,
+        num_blocks,
+        config.block_size,
+    )
     tokenizer = load_tokenizer(model_config, config.model_path)
     banned = tokenizer.banned_token_ids() if isinstance(tokenizer, ByteTokenizer) else None
-    return EngineParts(model_config, tokenizer, runner, Sampler(config.seed, model_config.eos_token_id, banned),
-                       facts)
+    return EngineParts(model_config, tokenizer, runner, Sampler(config.seed, model_config.eos_token_id, banned), facts)

@@ -98,7 +98,7 @@ class _HFDecoder:
         text = self._tokenizer.decode(self._ids)
         if text.endswith("\ufffd"):
             return ""
-        new, self._emitted = text[self._emitted:], len(text)
+        new, self._emitted = text[self._emitted :], len(text)
         return new
 
 
@@ -141,7 +141,7 @@ class HFTokenizer:
         )
         # encode() adds BOS itself; a template that also writes it would double it.
         if self._bos_text and text.startswith(self._bos_text):
-            text = text[len(self._bos_text):]
+            text = text[len(self._bos_text) :]
         return text
 
 

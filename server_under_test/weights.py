@@ -61,13 +61,13 @@ def load_hf_weights(model: LlamaModel, path: Path) -> None:
             raise ConfigError(f"checkpoint {path} lacks {missing[0]}: is it a Llama checkpoint?")
         tensor = torch.cat([where[n].get_tensor(n) for n in theirs], dim=0)
         if tensor.shape != params[ours].shape:
-            raise ConfigError(f"{theirs[0]} has shape {tuple(tensor.shape)}, config.json implies "
-                              f"{tuple(params[ours].shape)}")
+            raise ConfigError(
+                f"{theirs[0]} has shape {tuple(tensor.shape)}, config.json implies {tuple(params[ours].shape)}"
+            )
         params[ours].data.copy_(tensor)
 
 
-def build_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, seed: int,
-                path: str | None) -> LlamaModel:
+def build_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, seed: int, path: str | None) -> LlamaModel:
     with torch.device(device):
         model = LlamaModel(cfg, dtype)
     if path is None:

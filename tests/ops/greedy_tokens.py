@@ -17,10 +17,7 @@ MAX_TOKENS = 6
 def main() -> None:
     import torch
 
-    from server_under_test import ops
-    from server_under_test.config import ServerConfig
-    from server_under_test.engine import LLMEngine
-    from server_under_test.sampling_params import SamplingParams
+    from server_under_test import LLMEngine, SamplingParams, ServerConfig, ops
 
     config = ServerConfig(
         preset="tiny", dtype="float32", seed=1, kv_blocks=64, block_size=16, max_batched_tokens=32, torch_threads=1

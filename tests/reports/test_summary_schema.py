@@ -97,3 +97,32 @@ def test_public_names() -> None:
         "compare_runs",
         "parse_slos",
     }
+
+
+def test_timeline_is_downsampled_for_long_runs() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from reports._figures import MAX_POINTS, timeline_figure
+
+    n = 10 * MAX_POINTS  # a 4-hour run at 1 s windows
+    windows = pd.DataFrame(
+        {
+            "t_s": np.arange(n, dtype=float),
+            "output_tokens_per_s": np.arange(n) % 100.0,
+            "kv_cache_usage": np.full(n, 0.5),
+        }
+    )
+    fig = timeline_figure(windows)
+    assert [len(trace["x"]) for trace in fig.data] == [MAX_POINTS, MAX_POINTS]
+    assert fig.data[0]["y"][0] == pytest.approx(np.mean(np.arange(10) % 100.0))
+    # the panels the run did not sample are named, not drawn
+    assert "TTFT p99" in fig.layout["annotations"][0]["text"]
+
+
+def test_json_in_the_page_cannot_close_its_script_element() -> None:
+    from reports._html import safe_json
+
+    text = safe_json({"name": "</script><script>alert(1)</script>", "amp": "a&b", "ls": "\u2028"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text)["name"] == "</script><script>alert(1)</script>"

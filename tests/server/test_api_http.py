@@ -18,12 +18,15 @@ def _sse_events(body: str) -> list[str]:
     assert body.endswith("\n\n")
     events = body.strip("\n").split("\n\n")
     assert all(e.startswith("data: ") for e in events)
-    return [e[len("data: "):] for e in events]
+    return [e[len("data: ") :] for e in events]
 
 
 def test_sse_framing_and_done(server: ServerThread) -> None:
-    r = httpx.post(f"{server.url}/v1/completions", timeout=30, json={
-        "prompt": "abc", "max_tokens": 5, "temperature": 0, "stream": True, "ignore_eos": True})
+    r = httpx.post(
+        f"{server.url}/v1/completions",
+        timeout=30,
+        json={"prompt": "abc", "max_tokens": 5, "temperature": 0, "stream": True, "ignore_eos": True},
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     events = _sse_events(r.text)
@@ -42,8 +45,9 @@ def test_health_reports_model_and_kernels(server: ServerThread) -> None:
 
 
 def test_prompt_as_token_ids(server: ServerThread) -> None:
-    r = httpx.post(f"{server.url}/v1/completions", timeout=30,
-                   json={"prompt": [72, 105], "max_tokens": 3, "ignore_eos": True})
+    r = httpx.post(
+        f"{server.url}/v1/completions", timeout=30, json={"prompt": [72, 105], "max_tokens": 3, "ignore_eos": True}
+    )
     assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 2
 
 
@@ -76,6 +80,7 @@ BAD_INPUTS: list[tuple[str, Any, int, str]] = [
     ("/v1/completions", {"prompt": "x", "top_p": "high"}, 400, "'top_p' must be a number"),
     ("/v1/completions", {"prompt": "x", "stream": "yes"}, 400, "'stream' must be true or false"),
     ("/v1/completions", {"prompt": "x", "n": 2}, 400, "only n=1"),
+    ("/v1/completions", {"prompt": "x", "seed": 2**70}, 400, "'seed' must be a 64-bit integer"),
     ("/v1/completions", {"prompt": "x", "stop": [""]}, 400, "'stop' must be"),
     ("/v1/completions", {"prompt": "x", "stream_options": {"include_usage": True}}, 400, "only allowed with"),
     ("/v1/completions", {"prompt": LONG}, 400, "the context is 2048"),
@@ -84,15 +89,20 @@ BAD_INPUTS: list[tuple[str, Any, int, str]] = [
     ("/v1/chat/completions", {"messages": []}, 400, "'messages' must be a non-empty list"),
     ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, 400, "needs a role"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": 7}]}, 400, "must be a string"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400,
-     "only text parts"),
+    (
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+        400,
+        "only text parts",
+    ),
     ("/v1/nothing", {}, 404, "Not Found"),
 ]
 
 
 @pytest.mark.parametrize(("path", "body", "status", "message"), BAD_INPUTS)
-def test_bad_input_is_refused_in_openai_shape(server: ServerThread, path: str, body: Any, status: int,
-                                              message: str) -> None:
+def test_bad_input_is_refused_in_openai_shape(
+    server: ServerThread, path: str, body: Any, status: int, message: str
+) -> None:
     kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
     r = httpx.post(f"{server.url}{path}", timeout=30, **kwargs)
     assert r.status_code == status, r.text

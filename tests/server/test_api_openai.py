@@ -18,8 +18,9 @@ def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
 
 
 def test_completion_non_streaming(client: openai.OpenAI) -> None:
-    out = client.completions.create(model="tiny", prompt="Hello there", max_tokens=12, temperature=0,
-                                    extra_body={"ignore_eos": True})
+    out = client.completions.create(
+        model="tiny", prompt="Hello there", max_tokens=12, temperature=0, extra_body={"ignore_eos": True}
+    )
     choice = out.choices[0]
     assert choice.finish_reason == "length"
     assert len(choice.text) == 12  # the byte-level random model emits one printable character per token
@@ -28,8 +29,13 @@ def test_completion_non_streaming(client: openai.OpenAI) -> None:
 
 
 def test_completion_streaming_matches_non_streaming(client: openai.OpenAI) -> None:
-    kwargs = {"model": "tiny", "prompt": "stream me", "max_tokens": 20, "temperature": 0,
-              "extra_body": {"ignore_eos": True}}
+    kwargs = {
+        "model": "tiny",
+        "prompt": "stream me",
+        "max_tokens": 20,
+        "temperature": 0,
+        "extra_body": {"ignore_eos": True},
+    }
     whole = client.completions.create(**kwargs).choices[0].text
     chunks = list(client.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
     text_chunks = [c for c in chunks if c.choices]
@@ -42,8 +48,12 @@ def test_completion_streaming_matches_non_streaming(client: openai.OpenAI) -> No
 
 def test_chat_non_streaming(client: openai.OpenAI) -> None:
     out = client.chat.completions.create(
-        model="tiny", messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-        max_tokens=8, temperature=0.7, seed=5, extra_body={"ignore_eos": True},
+        model="tiny",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+        max_tokens=8,
+        temperature=0.7,
+        seed=5,
+        extra_body={"ignore_eos": True},
     )
     assert out.object == "chat.completion"
     assert out.choices[0].message.role == "assistant"
@@ -53,8 +63,13 @@ def test_chat_non_streaming(client: openai.OpenAI) -> None:
 
 def test_chat_streaming_with_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="tiny", messages=[{"role": "user", "content": "count"}], max_tokens=10, temperature=0,
-        stream=True, stream_options={"include_usage": True}, extra_body={"ignore_eos": True},
+        model="tiny",
+        messages=[{"role": "user", "content": "count"}],
+        max_tokens=10,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
     )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -66,8 +81,13 @@ def test_chat_streaming_with_usage(client: openai.OpenAI) -> None:
 
 def test_seeded_sampling_is_reproducible(client: openai.OpenAI) -> None:
     def run(seed: int) -> str:
-        return client.completions.create(model="tiny", prompt="x", max_tokens=16, temperature=1.0, seed=seed,
-                                         extra_body={"ignore_eos": True}).choices[0].text
+        return (
+            client.completions.create(
+                model="tiny", prompt="x", max_tokens=16, temperature=1.0, seed=seed, extra_body={"ignore_eos": True}
+            )
+            .choices[0]
+            .text
+        )
 
     assert run(11) == run(11)
     assert run(11) != run(12)

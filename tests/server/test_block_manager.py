@@ -45,9 +45,18 @@ def test_shared_block_returns_to_pool_only_after_last_holder() -> None:
         bm.share([block])
 
 
-@pytest.mark.parametrize(("computed", "new", "have", "needed"), [
-    (0, 1, 0, 1), (0, 4, 0, 1), (0, 5, 0, 2), (4, 1, 1, 1), (3, 1, 1, 0), (0, 17, 0, 5), (8, 9, 2, 3),
-])
+@pytest.mark.parametrize(
+    ("computed", "new", "have", "needed"),
+    [
+        (0, 1, 0, 1),
+        (0, 4, 0, 1),
+        (0, 5, 0, 2),
+        (4, 1, 1, 1),
+        (3, 1, 1, 0),
+        (0, 17, 0, 5),
+        (8, 9, 2, 3),
+    ],
+)
 def test_blocks_needed_counts_partial_blocks(computed: int, new: int, have: int, needed: int) -> None:
     bm = BlockManager(num_blocks=64, block_size=4)
     seq = Sequence("r", list(range(computed + new)), SamplingParams())

@@ -21,7 +21,8 @@ def _wait_until(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 
 def _aborted(s: ServerThread) -> float:
-    return s.engine.metrics.requests.labels(finish_reason="abort")._value.get()
+    value = s.engine.metrics.registry.get_sample_value("satscope_requests_total", {"finish_reason": "abort"})
+    return value or 0.0
 
 
 def test_disconnect_mid_stream_frees_kv(make_server: Callable[..., AbstractContextManager[ServerThread]]) -> None:

@@ -94,38 +94,67 @@ def _write_checkpoint(path: Path, engine: LLMEngine) -> None:
     cfg = engine.model_config
     model = engine.runner.model
     q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-    tensors = {"model.embed_tokens.weight": model.embed_tokens, "model.norm.weight": model.norm,
-               "lm_head.weight": model.lm_head}
+    tensors = {
+        "model.embed_tokens.weight": model.embed_tokens,
+        "model.norm.weight": model.norm,
+        "lm_head.weight": model.lm_head,
+    }
     for i, layer in enumerate(model.layers):
         p = f"model.layers.{i}"
         wq, wk, wv = layer.self_attn.qkv_proj.split([q, kv, kv])
         gate, up = layer.gate_up_proj.chunk(2)
-        tensors |= {f"{p}.self_attn.q_proj.weight": wq, f"{p}.self_attn.k_proj.weight": wk,
-                    f"{p}.self_attn.v_proj.weight": wv, f"{p}.self_attn.o_proj.weight": layer.self_attn.o_proj,
-                    f"{p}.mlp.gate_proj.weight": gate, f"{p}.mlp.up_proj.weight": up,
-                    f"{p}.mlp.down_proj.weight": layer.down_proj,
-                    f"{p}.input_layernorm.weight": layer.input_layernorm,
-                    f"{p}.post_attention_layernorm.weight": layer.post_attention_layernorm}
+        tensors |= {
+            f"{p}.self_attn.q_proj.weight": wq,
+            f"{p}.self_attn.k_proj.weight": wk,
+            f"{p}.self_attn.v_proj.weight": wv,
+            f"{p}.self_attn.o_proj.weight": layer.self_attn.o_proj,
+            f"{p}.mlp.gate_proj.weight": gate,
+            f"{p}.mlp.up_proj.weight": up,
+            f"{p}.mlp.down_proj.weight": layer.down_proj,
+            f"{p}.input_layernorm.weight": layer.input_layernorm,
+            f"{p}.post_attention_layernorm.weight": layer.post_attention_layernorm,
+        }
     save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(path / "model.safetensors"))
-    (path / "config.json").write_text(json.dumps({
-        "model_type": "llama", "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
-        "num_key_value_heads": cfg.num_kv_heads, "intermediate_size": cfg.intermediate_size,
-        "max_position_embeddings": 512, "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.norm_eps,
-        "bos_token_id": 0, "eos_token_id": 1, "tie_word_embeddings": False,
-    }))
+    (path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "vocab_size": cfg.vocab_size,
+                "hidden_size": cfg.hidden_size,
+                "num_hidden_layers": cfg.num_layers,
+                "num_attention_heads": cfg.num_heads,
+                "num_key_value_heads": cfg.num_kv_heads,
+                "intermediate_size": cfg.intermediate_size,
+                "max_position_embeddings": 512,
+                "rope_theta": cfg.rope_theta,
+                "rms_norm_eps": cfg.norm_eps,
+                "bos_token_id": 0,
+                "eos_token_id": 1,
+                "tie_word_embeddings": False,
+            }
+        )
+    )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 20, trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size, special_tokens=["<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        ["the quick brown fox jumps over the lazy dog"] * 20,
+        trainers.BpeTrainer(
+            vocab_size=cfg.vocab_size,
+            special_tokens=["<s>", "</s>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     tok.save(str(path / "tokenizer.json"))
-    (path / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<s>",
-        "chat_template": "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
-                         "{% if add_generation_prompt %}[assistant] {% endif %}",
-    }))
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token": "<s>",
+                "chat_template": "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}[assistant] {% endif %}",
+            }
+        )
+    )
 
 
 def test_local_hf_checkpoint_loads_the_same_weights(engine: LLMEngine, tmp_path: Path) -> None:
@@ -134,8 +163,9 @@ def test_local_hf_checkpoint_loads_the_same_weights(engine: LLMEngine, tmp_path:
     assert loaded.config.model_name == tmp_path.name
     ids = [5, 9, 77, 120, 3, 200]
     torch.testing.assert_close(dense_forward(loaded.runner.model, ids), dense_forward(engine.runner.model, ids))
-    out = loaded.generate([loaded.tokenizer.encode("the quick fox")],
-                          SamplingParams(max_tokens=6, temperature=0, ignore_eos=True))[0]
+    out = loaded.generate(
+        [loaded.tokenizer.encode("the quick fox")], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
+    )[0]
     assert out.completion_tokens == 6 and out.text == loaded.tokenizer.decode(out.token_ids)
     prompt = loaded.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}])
     assert prompt == "[user] hi\n[assistant] "
@@ -151,3 +181,41 @@ def test_bad_checkpoints_are_config_errors(tmp_path: Path) -> None:
         ServerConfig(preset="gpt-5")
     with pytest.raises(ConfigError, match="exceeds the model's 2048 positions"):
         build_model(ServerConfig(max_model_len=4096).model_config(), torch.float32, torch.device("cpu"), 0, None)
+
+
+def test_a_failing_step_fails_its_requests_and_the_engine_carries_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    local = LLMEngine(ServerConfig(max_model_len=256))
+    real_run = local.runner.run
+    calls = {"n": 0}
+
+    def flaky_run(batch):  # fault injection: the first forward pass raises
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected fault")
+        return real_run(batch)
+
+    monkeypatch.setattr(local.runner, "run", flaky_run)
+    finished: dict[str, str | None] = {}
+    done = threading.Event()
+
+    def sink(out) -> None:
+        if out.finished:
+            finished[out.request_id] = out.finish_reason
+            done.set()
+
+    local.start()
+    try:
+        local.add_request("doomed", [72, 105], SamplingParams(max_tokens=5, ignore_eos=True), sink)
+        assert done.wait(30)
+        assert finished == {"doomed": "error"}
+        done.clear()
+        local.add_request("fine", [72, 105], SamplingParams(max_tokens=5, ignore_eos=True), sink)
+        assert done.wait(30)
+        assert finished["fine"] == "length"
+        assert local.block_manager.num_used_blocks == 0
+        error_count = local.metrics.registry.get_sample_value("satscope_requests_total", {"finish_reason": "error"})
+        assert error_count == 1
+    finally:
+        local.stop()

@@ -13,14 +13,29 @@ from prometheus_client.parser import text_string_to_metric_families
 from server_under_test.server import ServerThread
 
 DOCUMENTED = {
-    "satscope_num_requests_running", "satscope_num_requests_waiting", "satscope_kv_cache_usage_ratio",
-    "satscope_kv_cache_capacity_blocks", "satscope_kv_cache_capacity_tokens", "satscope_kv_cache_used_blocks",
-    "satscope_num_preemptions", "satscope_prompt_tokens", "satscope_generation_tokens", "satscope_requests",
-    "satscope_requests_rejected", "satscope_batch_size", "satscope_step_duration_seconds",
-    "satscope_time_to_first_token_seconds", "satscope_inter_token_latency_seconds",
-    "satscope_e2e_request_latency_seconds", "satscope_request_queue_time_seconds", "satscope_model_info",
-    "satscope_model_parameters", "satscope_model_weight_bytes", "satscope_model_layers",
-    "satscope_model_kv_bytes_per_token", "satscope_model_flops_per_token",
+    "satscope_num_requests_running",
+    "satscope_num_requests_waiting",
+    "satscope_kv_cache_usage_ratio",
+    "satscope_kv_cache_capacity_blocks",
+    "satscope_kv_cache_capacity_tokens",
+    "satscope_kv_cache_used_blocks",
+    "satscope_num_preemptions",
+    "satscope_prompt_tokens",
+    "satscope_generation_tokens",
+    "satscope_requests",
+    "satscope_requests_rejected",
+    "satscope_batch_size",
+    "satscope_step_duration_seconds",
+    "satscope_time_to_first_token_seconds",
+    "satscope_inter_token_latency_seconds",
+    "satscope_e2e_request_latency_seconds",
+    "satscope_request_queue_time_seconds",
+    "satscope_model_info",
+    "satscope_model_parameters",
+    "satscope_model_weight_bytes",
+    "satscope_model_layers",
+    "satscope_model_kv_bytes_per_token",
+    "satscope_model_flops_per_token",
 }
 
 
@@ -55,8 +70,11 @@ def test_gauges_move_under_load_and_return(make_server: Callable[..., AbstractCo
         done: list[int] = []
 
         def request(i: int) -> None:
-            r = httpx.post(f"{s.url}/v1/completions", timeout=60,
-                           json={"prompt": f"load {i} " * 5, "max_tokens": max_tokens, "ignore_eos": True})
+            r = httpx.post(
+                f"{s.url}/v1/completions",
+                timeout=60,
+                json={"prompt": f"load {i} " * 5, "max_tokens": max_tokens, "ignore_eos": True},
+            )
             done.append(r.status_code)
 
         threads = [threading.Thread(target=request, args=(i,)) for i in range(n)]

@@ -20,8 +20,16 @@ from server_under_test.scheduler import ScheduledBatch
 from server_under_test.sequence import Sequence
 from server_under_test.weights import build_model
 
-CFG = ModelConfig(name="test", vocab_size=258, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                  intermediate_size=96, max_position=256)
+CFG = ModelConfig(
+    name="test",
+    vocab_size=258,
+    hidden_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    intermediate_size=96,
+    max_position=256,
+)
 BLOCK_SIZE = 4
 NUM_BLOCKS = 96
 
@@ -57,7 +65,7 @@ def _step(runner: ModelRunner, pool: _Pool, work: list[tuple[Sequence, int]]) ->
     out, row = {}, 0
     for i in order:
         seq, n = work[i]
-        out[seq.request_id] = logits[row:row + n]
+        out[seq.request_id] = logits[row : row + n]
         row += n
         seq.num_computed_tokens += n
     return out

@@ -7,8 +7,7 @@ import sys
 
 import server_under_test
 
-PUBLIC = ["PRESETS", "LLMEngine", "ModelConfig", "SamplingParams", "ServerConfig", "ServerThread", "build_app",
-          "serve"]
+PUBLIC = ["PRESETS", "LLMEngine", "ModelConfig", "SamplingParams", "ServerConfig", "ServerThread", "build_app", "serve"]
 
 
 def test_public_names() -> None:

@@ -49,7 +49,15 @@ def test_seeded_requests_do_not_depend_on_the_batch() -> None:
     assert alone[0] == alone[1] == [batched[1]]
 
 
-@pytest.mark.parametrize("bad", [{"max_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"stop": ("",)}])
+def test_a_vanishing_temperature_is_greedy() -> None:
+    logits = torch.randn(4, 258, generator=torch.Generator().manual_seed(3))
+    tokens = Sampler(0, EOS).sample(logits.clone(), list("abcd"), [SamplingParams(temperature=1e-9, seed=1)] * 4)
+    assert tokens == logits.argmax(-1).tolist()
+
+
+@pytest.mark.parametrize(
+    "bad", [{"max_tokens": 0}, {"temperature": -1}, {"top_p": 0}, {"stop": ("",)}, {"seed": 2**64}]
+)
 def test_sampling_params_are_validated(bad: dict) -> None:
     with pytest.raises(ValueError):
         SamplingParams(**bad)

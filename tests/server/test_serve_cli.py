@@ -13,9 +13,27 @@ import pytest
 
 from tests.helpers import bundled_server
 
-FLAGS = ["--host", "--port", "--preset", "--model", "--served-model-name", "--seed", "--dtype", "--device",
-         "--kv-blocks", "--block-size", "--gpu-memory-utilization", "--max-num-seqs", "--max-batched-tokens",
-         "--max-waiting", "--max-model-len", "--max-tokens-limit", "--api-key", "--step-delay-ms", "--log-level"]
+FLAGS = [
+    "--host",
+    "--port",
+    "--preset",
+    "--model",
+    "--served-model-name",
+    "--seed",
+    "--dtype",
+    "--device",
+    "--kv-blocks",
+    "--block-size",
+    "--gpu-memory-utilization",
+    "--max-num-seqs",
+    "--max-batched-tokens",
+    "--max-waiting",
+    "--max-model-len",
+    "--max-tokens-limit",
+    "--api-key",
+    "--step-delay-ms",
+    "--log-level",
+]
 
 
 def _satscope(*args: str) -> subprocess.CompletedProcess[str]:
@@ -30,15 +48,18 @@ def test_help_documents_every_flag() -> None:
     assert "SATSCOPE_API_KEY" in out.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--block-size", "0"], "block_size must be >= 1"),
-    (["--preset", "gpt-5"], "unknown preset 'gpt-5'"),
-    (["--dtype", "float8"], "unknown dtype 'float8'"),
-    (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--gpu-memory-utilization", "1.5"], "gpu_memory_utilization must be in (0, 1]"),
-    (["--model", "/nonexistent/ckpt"], "is not a directory"),
-    (["--max-model-len", "100000"], "exceeds the model's 2048 positions"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--block-size", "0"], "block_size must be >= 1"),
+        (["--preset", "gpt-5"], "unknown preset 'gpt-5'"),
+        (["--dtype", "float8"], "unknown dtype 'float8'"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--gpu-memory-utilization", "1.5"], "gpu_memory_utilization must be in (0, 1]"),
+        (["--model", "/nonexistent/ckpt"], "is not a directory"),
+        (["--max-model-len", "100000"], "exceeds the model's 2048 positions"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(args: list[str], message: str) -> None:
     out = _satscope("serve", *args)
     assert out.returncode == 2
@@ -70,7 +91,7 @@ def test_sigterm_drains_streams_in_flight_and_logs_no_prompt() -> None:
                 if len(chunks) == 3:
                     server.proc.send_signal(signal.SIGTERM)
         assert chunks[-1] == "data: [DONE]"
-        texts = [json.loads(c[len("data: "):])["choices"][0]["text"] for c in chunks[:-1]]
+        texts = [json.loads(c[len("data: ") :])["choices"][0]["text"] for c in chunks[:-1]]
         assert len(texts) == 60  # the stream in flight finished after SIGTERM
         assert server.proc.wait(timeout=30) == 0
         log = server.log()
