@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import re
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +85,9 @@ def median_level(runs: list[Level]) -> Level:
     return sorted(runs, key=lambda lv: lv.tokens_per_s)[len(runs) // 2]
 
 
-def render(levels: list[Level], seconds: float, rounds: int, prompt_len: int, max_tokens: int) -> str:
+def render(runs: dict[int, list[Level]], seconds: float, prompt_len: int, max_tokens: int) -> str:
+    levels = [median_level(r) for r in runs.values()]
+    rounds = len(next(iter(runs.values())))
     base = levels[0].tokens_per_s
     lines = [
         SECTION,
@@ -111,8 +112,11 @@ def render(levels: list[Level], seconds: float, rounds: int, prompt_len: int, ma
         "Targets: ≥ 10× one stream at 64 streams; scheduling (scheduler + output processing) "
         "under 10% of step time. Batch-building (Python lists → tensors) is reported apart.",
         "",
+        "Tokens/s of every round, in order: "
+        + "; ".join(f"{n} streams {', '.join(f'{lv.tokens_per_s:,.0f}' for lv in r)}" for n, r in runs.items())
+        + ".",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n"  # a blank line before whichever section follows
 
 
 def write_section(path: Path, section: str) -> None:
@@ -136,15 +140,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for n in args.streams:
             runs[n].append(run_level(engine, n, args.seconds, args.prompt_len, args.max_tokens))
-    levels = [median_level(runs[n]) for n in args.streams]
-    spread = {n: statistics.pstdev(lv.tokens_per_s for lv in runs[n]) for n in args.streams}
-    print(
-        "per-round tokens/s:",
-        {n: [round(lv.tokens_per_s) for lv in runs[n]] for n in args.streams},
-        "stdev:",
-        {n: round(v) for n, v in spread.items()},
-    )
-    section = render(levels, args.seconds, args.rounds, args.prompt_len, args.max_tokens)
+    section = render(runs, args.seconds, args.prompt_len, args.max_tokens)
     print(section)
     if args.results:
         write_section(args.results, section)

@@ -56,16 +56,27 @@ def spec_for(requests: int, samples: int) -> SyntheticRun:
     per_stage_s = sum(min(level, KNEE) for level in LEVELS) / e2e  # requests per second of stage
     stage_s = requests / per_stage_s
     interval = len(LEVELS) * stage_s * METRICS / samples
-    return SyntheticRun(kind="kv_cache", levels=LEVELS, knee_load=KNEE, stage_s=stage_s, output_tokens=TOKENS,
-                        sample_interval_s=interval)
+    return SyntheticRun(
+        kind="kv_cache",
+        levels=LEVELS,
+        knee_load=KNEE,
+        stage_s=stage_s,
+        output_tokens=TOKENS,
+        sample_interval_s=interval,
+    )
 
 
 def measure(run_dir: Path) -> dict[str, float]:
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(run_dir), str(run_dir / "report.html")],
-                          capture_output=True, text=True, cwd=ROOT, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(run_dir), str(run_dir / "report.html")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     # ru_maxrss of children is the largest child so far; sizes run small to large, so it is this one's.
@@ -95,14 +106,18 @@ def main() -> None:
     print("| requests | samples | analyze s | render s | total s | HTML MB | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['requests']:,} | {r['samples']:,} | {r['analyze_s']:.1f} | {r['render_s']:.1f} | "
-              f"{r['total_s']:.1f} | {r['html_bytes'] / 1e6:.2f} | {r['peak_rss_mib']:.0f} |")
+        print(
+            f"| {r['requests']:,} | {r['samples']:,} | {r['analyze_s']:.1f} | {r['render_s']:.1f} | "
+            f"{r['total_s']:.1f} | {r['html_bytes'] / 1e6:.2f} | {r['peak_rss_mib']:.0f} |"
+        )
     if len(rows) == 2:
         print(f"ratio 1M/100k total time: {rows[1]['total_s'] / rows[0]['total_s']:.1f}x for 10x the requests")
     ok = big["total_s"] <= TARGET_S and big["html_bytes"] <= TARGET_HTML_BYTES
     verdict = "meets" if ok else "MISSES"
-    print(f"{verdict} the targets (≤ {TARGET_S:.0f} s, HTML ≤ {TARGET_HTML_BYTES / 1e6:.0f} MB) at 1M requests; "
-          f"verdict on the synthetic run: {big['bottleneck']} at {big['knee']:g} users (built with knee {KNEE})")
+    print(
+        f"{verdict} the targets (≤ {TARGET_S:.0f} s, HTML ≤ {TARGET_HTML_BYTES / 1e6:.0f} MB) at 1M requests; "
+        f"verdict on the synthetic run: {big['bottleneck']} at {big['knee']:g} users (built with knee {KNEE})"
+    )
     sys.exit(0 if ok else 1)
 
 

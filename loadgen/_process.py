@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gevent
+from gevent.pool import Group
 from geventhttpclient.response import HTTPParseError
 
 from loadgen._raw_stream import RawConnection
@@ -66,6 +67,9 @@ class LoadgenProcess:
         self.dropped_dispatches = 0
         self._late_max_s = 0.0
         self._free: list[RawConnection] = []
+        # open-loop request greenlets, counted from the moment they are spawned (``in_flight`` only
+        # counts once a greenlet runs): the cap and the end-of-run drain both need them all
+        self._requests = Group()
         self.stopping = False  # set when the run stops early: the dispatcher leaves its loop
 
     def new_connection(self) -> RawConnection:
@@ -157,6 +161,8 @@ class LoadgenProcess:
             t = time.perf_counter()  # before any parsing: the arrival of this line
             if not line:
                 break
+            if line == b"\n":  # the blank line after every event: half of all lines
+                continue
             event = parse_line(line, self._chat)
             kind = event.kind
             if kind == LineKind.CONTENT:
@@ -191,10 +197,14 @@ class LoadgenProcess:
             if late > cfg.late_threshold_s:
                 self.late_dispatches += 1
             self._late_max_s = max(self._late_max_s, late)
-            if self.in_flight >= cap:
+            if len(self._requests) >= cap:
                 self._drop(intended)
                 continue
-            gevent.spawn(self._send_pooled, intended, send_result)
+            self._requests.spawn(self._send_pooled, intended, send_result)
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait for open-loop requests in flight (their records must make the final flush)."""
+        self._requests.join(timeout=timeout_s)
 
     def _send_pooled(self, intended: float, send_result: Callable[[Outcome], None]) -> None:
         conn = self._free.pop() if self._free else self.new_connection()

@@ -72,9 +72,7 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
             proc = holder.proc
             assert proc is not None
             proc.dispatch(self._origin, fire)
-            deadline = time.perf_counter() + proc.config.stop_timeout_s  # let in-flight finish
-            while proc.in_flight and time.perf_counter() < deadline:
-                gevent.sleep(0.05)
+            proc.drain(proc.config.stop_timeout_s)  # let the requests in flight finish
             raise StopUser
 
         def on_start(self) -> None:

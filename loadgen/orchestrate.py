@@ -407,4 +407,5 @@ def _report(run_dir: Path, manifest: dict[str, Any], console: Any) -> None:
         manifest["validity"]["notes"].append(f"report failed: {type(exc).__name__}: {exc}")
         write_manifest(run_dir, manifest)
         return
+    write_manifest(run_dir, manifest)  # `files` now lists the report's files too
     console.print(f"report: {result.html_path}\n{result.verdict}")

@@ -152,7 +152,7 @@ class RunStore:
             "request_id": c["request_id"],
             "worker": c["worker"],
             "stage": stage,
-            "offered_load": pa.array(offered, mask=np.isnan(offered)),
+            "offered_load": offered,
             "endpoint": c["endpoint"],
             "stream": c["stream"],
             "intended_start": intended,
@@ -216,21 +216,22 @@ class RunStore:
 def _stages_of(shape: Shape, origin_s: float | None, intended: Any) -> tuple[list[str], Any]:
     """Stage name and offered load at each intended start (the stage a request was dispatched in).
 
-    Vectorised: this runs on every flush over every request so far. Before the shape started the
-    first stage is named, after it ended (the drain) the last; the offered load is null there.
+    Vectorised: this runs on every flush over every request so far. A request dispatched before the
+    shape started gets the first stage at its start, one after the end (Locust ticks the shape once
+    a second, so users run on up to a second) the last stage at its end.
     """
     import numpy as np
 
     names = np.array([s.name for s in shape.stages], dtype=object)
-    if origin_s is None or len(intended) == 0:
-        return [shape.stages[0].name] * len(intended), np.full(len(intended), np.nan)
-    elapsed = intended - origin_s
+    n = len(intended)
+    if origin_s is None or n == 0:
+        return [shape.stages[0].name] * n, np.full(n, shape.stages[0].load_at(0.0))
+    elapsed = np.clip(intended - origin_s, 0.0, shape.duration_s)
     index = np.clip(np.searchsorted(np.asarray(shape.starts_s), elapsed, side="right") - 1, 0, len(names) - 1)
-    inside = (elapsed >= 0) & (elapsed < shape.duration_s)
-    loads = np.full(len(intended), np.nan)
+    loads = np.empty(n)
     for i, stage in enumerate(shape.stages):
-        sel = inside & (index == i)
+        sel = index == i
         if sel.any():
             offsets = elapsed[sel] - shape.starts_s[i]
-            loads[sel] = [stage.load_at(x) for x in offsets] if stage.profile != "hold" else stage.load
+            loads[sel] = stage.load if stage.profile == "hold" else [stage.load_at(x) for x in offsets]
     return names[index].tolist(), loads

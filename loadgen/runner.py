@@ -134,6 +134,8 @@ class _Run:
             gevent.sleep(0.1)
 
     def finish(self) -> None:
+        if self.local is not None:
+            self.local.drain(self.cfg.stop_timeout_s)
         self.collect_local(final=True)
         n = self.flush()
         figures = dict(self.local.figures()) if self.local else {}
@@ -293,7 +295,13 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
             holder.proc.stopping = True
 
     env.events.test_stopping.add_listener(on_stopping)
-    env.events.test_stop.add_listener(lambda **_: send(final=True))
+
+    def on_stop(**_: Any) -> None:
+        if holder.proc is not None:
+            holder.proc.drain(holder.proc.config.stop_timeout_s)
+        send(final=True)
+
+    env.events.test_stop.add_listener(on_stop)
     env.user_classes = list(make_user_classes(holder, _fire(env, holder)).values())
     runner = env.create_worker_runner(master_host, port)
     runner.register_message("satscope_config", on_config)  # before the first yield: nothing is missed

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reports._bottleneck import Context, attribute
-from reports._goodput import Slos, good_requests, parse_slos
+from reports._goodput import add_stage_goodput, good_requests, goodput_block, parse_slos
 from reports._knee import find_knee, levels_from_windows
 from reports._load import load_run
 from reports._mbu import add_utilization, find_peak
@@ -75,7 +75,8 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
     stages = stage_table(run, req, gaps, spans, windows)
     util = find_peak(run.manifest, run.probes)
     add_utilization(stages, util)
-    _add_goodput(stages, req, slo)
+    good = good_requests(req, slo) if slo.given else None
+    add_stage_goodput(stages, req, good)
 
     distinct = stages["offered_load"].dropna().nunique() if len(stages) else 0
     if distinct >= 3 or req["offered_load"].dropna().nunique() < 3:
@@ -112,7 +113,7 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         "run": _run_block(run, req, spans),
         "saturation": saturation,
         "bottleneck": bottleneck,
-        "goodput": _goodput_block(stages, req, slo),
+        "goodput": goodput_block(stages, req, good, slo),
         "percentiles": {
             "ttft_s": distribution(req["ttft_s"][ok]),
             "ttft_intended_s": distribution(req["ttft_intended_s"][ok]),
@@ -175,6 +176,7 @@ def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, An
         "requests_ok": int(req["ok"].sum()),
         "requests_failed": int((~req["ok"]).sum()) - dropped,
         "requests_dropped": dropped,
+        "error_rate": (int((~req["ok"]).sum()) - dropped) / (len(req) - dropped) if len(req) > dropped else None,
         "output_tokens_total": int(req["out_tokens"].sum()),
         "stage_count": len(spans),
     }
@@ -203,51 +205,6 @@ def _saturation(knee: Any, kind: str) -> dict[str, Any]:
     out["knee_offered_load"] = clean(knee_row["offered_load"]) if knee_row is not None else None
     out["knee_scaling_efficiency"] = clean(knee_row["scaling_efficiency"]) if knee_row is not None else None
     out["peak_output_tokens_per_s"] = clean(lv["output_tokens_per_s"].max()) if len(lv) else None
-    return out
-
-
-def _add_goodput(stages: pd.DataFrame, req: pd.DataFrame, slo: Slos) -> None:
-    import numpy as np
-
-    for col in ("goodput_per_s", "goodput_fraction", "_goodput_tokens_per_s"):
-        stages[col] = np.nan
-    if not slo.given or stages.empty:
-        return
-    good = good_requests(req, slo)
-    req_good = req.assign(_good=good)
-    end = req["end"].to_numpy()
-    for i, st in stages.iterrows():
-        lo, hi = st["start_at_s"], st["end_at_s"]
-        dur = max(hi - lo, 1e-9)
-        ended = good & (end >= lo) & (end < hi)
-        stages.at[i, "goodput_per_s"] = ended.sum() / dur
-        stages.at[i, "_goodput_tokens_per_s"] = req["out_tokens"].to_numpy()[ended].sum() / dur
-        mine = req_good[(req_good["stage"] == st["stage"]) & req_good["sent"]]
-        stages.at[i, "goodput_fraction"] = mine["_good"].mean() if len(mine) else np.nan
-    req.attrs["good"] = good
-
-
-def _goodput_block(stages: pd.DataFrame, req: pd.DataFrame, slo: Slos) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "slos": slo.as_dict(),
-        "best_stage": None,
-        "best_offered_load": None,
-        "best_goodput_per_s": None,
-        "best_goodput_fraction": None,
-        "best_output_tokens_per_s": None,
-        "run_goodput_fraction": None,
-    }
-    if slo.given and len(stages) and stages["goodput_per_s"].notna().any():
-        best = stages.loc[stages["goodput_per_s"].idxmax()]
-        sent = req["sent"].to_numpy()
-        out |= {
-            "best_stage": best["stage"],
-            "best_offered_load": clean(best["offered_load"]),
-            "best_goodput_per_s": clean(best["goodput_per_s"]),
-            "best_goodput_fraction": clean(best["goodput_fraction"]),
-            "best_output_tokens_per_s": clean(best["_goodput_tokens_per_s"]),
-            "run_goodput_fraction": clean(req.attrs["good"][sent].mean()) if sent.any() else None,
-        }
     return out
 
 

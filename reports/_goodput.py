@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["Slos", "good_requests", "parse_slos"]
+__all__ = ["Slos", "add_stage_goodput", "good_requests", "goodput_block", "parse_slos"]
 
 _VALUE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?\s*$")
 
@@ -93,3 +93,55 @@ def good_requests(req: pd.DataFrame, slos: Slos) -> np.ndarray:
     if slos.e2e_s is not None:
         good &= req["e2e_intended_s"].to_numpy(dtype=float) <= slos.e2e_s
     return good
+
+
+def add_stage_goodput(stages: pd.DataFrame, req: pd.DataFrame, good: np.ndarray | None) -> None:
+    """Per stage: ``goodput_per_s`` (good requests completed in the span per second),
+    ``goodput_fraction`` (good share of the requests it dispatched) and the good requests'
+    output tokens/s (``_goodput_tokens_per_s``, internal). NaN without SLOs."""
+    import numpy as np
+
+    for col in ("goodput_per_s", "goodput_fraction", "_goodput_tokens_per_s"):
+        stages[col] = np.nan
+    if good is None or stages.empty:
+        return
+    end = req["end"].to_numpy()
+    out_tokens = req["out_tokens"].to_numpy()
+    stage_of = req["stage"].astype(str).to_numpy()
+    sent = req["sent"].to_numpy()
+    for i, st in stages.iterrows():
+        lo, hi = st["start_at_s"], st["end_at_s"]
+        dur = max(hi - lo, 1e-9)
+        ended = good & (end >= lo) & (end < hi)
+        stages.at[i, "goodput_per_s"] = ended.sum() / dur
+        stages.at[i, "_goodput_tokens_per_s"] = out_tokens[ended].sum() / dur
+        mine = sent & (stage_of == st["stage"])
+        stages.at[i, "goodput_fraction"] = good[mine].mean() if mine.any() else np.nan
+
+
+def goodput_block(stages: pd.DataFrame, req: pd.DataFrame, good: np.ndarray | None, slos: Slos) -> dict[str, Any]:
+    """The `goodput` block of summary.json: the stage with the most goodput, and the run's share."""
+    from reports._stats import clean
+
+    out: dict[str, Any] = {
+        "slos": slos.as_dict(),
+        "best_stage": None,
+        "best_offered_load": None,
+        "best_goodput_per_s": None,
+        "best_goodput_fraction": None,
+        "best_output_tokens_per_s": None,
+        "run_goodput_fraction": None,
+    }
+    if good is None or stages.empty or not stages["goodput_per_s"].notna().any():
+        return out
+    best = stages.loc[stages["goodput_per_s"].idxmax()]
+    sent = req["sent"].to_numpy()
+    out |= {
+        "best_stage": best["stage"],
+        "best_offered_load": clean(best["offered_load"]),
+        "best_goodput_per_s": clean(best["goodput_per_s"]),
+        "best_goodput_fraction": clean(best["goodput_fraction"]),
+        "best_output_tokens_per_s": clean(best["_goodput_tokens_per_s"]),
+        "run_goodput_fraction": clean(good[sent].mean()) if sent.any() else None,
+    }
+    return out

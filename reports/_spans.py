@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from reports._load import RunData
@@ -71,17 +72,17 @@ def stage_spans(run: RunData) -> pd.DataFrame:
     return spans
 
 
-def stage_at(spans: pd.DataFrame, t: object) -> object:
+def stage_at(spans: pd.DataFrame, t: np.ndarray | float) -> np.ndarray:
     """Row position in ``spans`` of the stage running at each time in ``t`` (-1 outside all)."""
     import numpy as np
 
-    t = np.asarray(t, dtype=float)
+    times = np.asarray(t, dtype=float)
     if spans.empty:
-        return np.full(t.shape, -1)
+        return np.full(times.shape, -1)
     starts = spans["start_at_s"].to_numpy()
     ends = spans["end_at_s"].to_numpy()
-    pos = np.searchsorted(starts, t, side="right") - 1
-    inside = (pos >= 0) & (t < ends[np.clip(pos, 0, None)] + 1e-9)
+    pos = np.searchsorted(starts, times, side="right") - 1
+    inside = (pos >= 0) & (times < ends[np.clip(pos, 0, None)] + 1e-9)
     return np.where(inside, pos, -1)
 
 

@@ -9,6 +9,7 @@ from reports._spans import stage_at
 from reports._stats import group_percentiles, slope
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from reports._load import RunData
@@ -32,7 +33,7 @@ PROBE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _per_stage(spans: pd.DataFrame, t: object, w: object) -> object:
+def _per_stage(spans: pd.DataFrame, t: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Sum of weights ``w`` of the events at times ``t`` that fall in each stage's span."""
     import numpy as np
 

@@ -37,6 +37,8 @@ def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, An
     def warn(code: str, severity: str, message: str) -> None:
         warnings.append({"code": code, "severity": severity, "message": message})
 
+    if not req["ok"].any():
+        warn("no_successful_requests", "error", f"none of the {len(req)} requests ended ok: nothing was measured")
     if v.get("loadgen_saturated"):
         warn(
             "loadgen_saturated",

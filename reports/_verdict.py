@@ -28,7 +28,9 @@ def verdict_sentence(summary: dict[str, Any]) -> str:
         f"{_num(sat['requests_per_s'], '.1f')} req/s, {_num(sat['output_tokens_per_s'], '.0f')} output "
         f"tokens/s, TTFT p99 {_num(sat['ttft_p99_s'], '.3g', ' s')}, ITL p99 {_num(sat['itl_p99_s'], '.3g', ' s')}"
     )
-    if sat["offered_load"] is None:
+    if not summary["run"]["requests_ok"]:
+        head = f"No request succeeded ({summary['run']['requests_total']} sent)"
+    elif sat["offered_load"] is None:
         head = "No load level to analyse"
     elif sat["found"]:
         head = f"Saturates at {where}: {figures}"

@@ -18,6 +18,7 @@ class StreamingText:
         self._holdback = max((len(s) for s in stop), default=1) - 1
         self.text = ""
         self._emitted = 0
+        self._stopped = False
 
     def add(self, token_id: int) -> tuple[str, bool]:
         """Append a token; returns (text now safe to emit, whether a stop string was hit)."""
@@ -27,11 +28,14 @@ class StreamingText:
             hits = [i for s in self._stop if (i := self.text.find(s, search_from)) >= 0]
             if hits:
                 self.text = self.text[: min(hits)]
+                self._stopped = True
                 return self._take(len(self.text)), True
         return self._take(max(self._emitted, len(self.text) - self._holdback)), False
 
     def finish(self) -> str:
-        """The held-back rest, once the request ended for another reason."""
+        """The held-back rest (and any incomplete character), once the request ended for another reason."""
+        if not self._stopped:  # after a stop string, whatever the decoder holds lies beyond it
+            self.text += self._decoder.flush()
         return self._take(len(self.text))
 
     def _take(self, end: int) -> str:

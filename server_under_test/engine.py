@@ -61,7 +61,7 @@ class LLMEngine:
         self.max_model_len = self.model_config.max_position
         self.last_timing = StepTiming()
         self._requests: dict[str, _Request] = {}
-        self._inbox: deque[tuple[str, object]] = deque()
+        self._inbox: deque[_Request | str] = deque()  # a request to add, or the id of one to abort
         self._num_pending = 0
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -107,12 +107,12 @@ class LLMEngine:
             if self.num_waiting >= self.config.max_waiting:
                 raise QueueFullError(f"waiting queue is full ({self.config.max_waiting} requests)")
             self._num_pending += 1
-            self._inbox.append(("add", req))
+            self._inbox.append(req)
             self._wakeup.notify()
 
     def abort(self, request_id: str) -> None:
         with self._wakeup:
-            self._inbox.append(("abort", request_id))
+            self._inbox.append(request_id)
             self._wakeup.notify()
 
     def start(self) -> None:
@@ -148,17 +148,14 @@ class LLMEngine:
 
     def _drain_inbox(self) -> None:
         while self._inbox:
-            kind, item = self._inbox.popleft()
-            if kind == "add":
-                assert isinstance(item, _Request)
+            item = self._inbox.popleft()
+            if isinstance(item, _Request):
                 with self._wakeup:
                     self._num_pending -= 1
                 self._requests[item.seq.request_id] = item
                 self.scheduler.add(item.seq)
-            else:
-                req = self._requests.get(str(item))
-                if req is not None:
-                    self._finish(req, FinishReason.ABORT, "")
+            elif (req := self._requests.get(item)) is not None:
+                self._finish(req, FinishReason.ABORT, "")
 
     def step(self) -> list[RequestOutput]:
         """One iteration: schedule, run the model, sample, hand each request its new text."""

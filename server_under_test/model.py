@@ -32,6 +32,7 @@ class AttentionMetadata:
     prefill_block_tables: torch.Tensor  # int32 [B_prefill, max_blocks]
     prefill_cu_seqlens_q: torch.Tensor  # int32 [B_prefill + 1]
     prefill_context_lens: torch.Tensor  # int32 [B_prefill]
+    prefill_max_seqlen_q: int | None = None  # longest prefill chunk; spares the GPU a sync per layer
 
     def __post_init__(self) -> None:
         if self.decode_block_tables.shape[0] != self.num_decode_tokens:
@@ -111,6 +112,7 @@ class Attention(nn.Module):
                     meta.prefill_cu_seqlens_q,
                     meta.prefill_context_lens,
                     self.scale,
+                    max_seqlen_q=meta.prefill_max_seqlen_q,
                 )
             )
         out = parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -66,6 +66,7 @@ class ModelRunner:
         prefill_tables: list[list[int]] = []
         prefill_lens: list[int] = []
         cu = [0]
+        prefill_chunks: list[int] = []
         sample_seqs: list[Sequence] = []
         sample_rows: list[int] = []
         for i in order:
@@ -82,6 +83,7 @@ class ModelRunner:
                 prefill_tables.append(table)
                 prefill_lens.append(end)
                 cu.append(cu[-1] + n)
+                prefill_chunks.append(n)
             if end == seq.num_tokens:
                 sample_seqs.append(seq)
                 sample_rows.append(len(ids) - 1)
@@ -94,6 +96,7 @@ class ModelRunner:
             prefill_block_tables=_block_table_tensor(prefill_tables, dev),
             prefill_cu_seqlens_q=torch.tensor(cu, dtype=torch.int32, device=dev),
             prefill_context_lens=torch.tensor(prefill_lens, dtype=torch.int32, device=dev),
+            prefill_max_seqlen_q=max(prefill_chunks, default=None),
         )
         return PreparedBatch(
             input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),

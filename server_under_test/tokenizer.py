@@ -19,6 +19,7 @@ __all__ = ["ByteTokenizer", "HFTokenizer", "IncrementalDecoder", "Tokenizer", "l
 
 class IncrementalDecoder(Protocol):
     def decode(self, token_id: int) -> str: ...
+    def flush(self) -> str: ...  # what was held back, once the output has ended
 
 
 class Tokenizer(Protocol):
@@ -85,21 +86,30 @@ class ByteTokenizer:
 
 
 class _HFDecoder:
-    """Decodes the whole output each time and emits the new suffix; waits while the tail is an
-    incomplete character (the tokenizer renders it as U+FFFD)."""
+    """vLLM-style incremental detokenization over a sliding window: decode the few tokens since the
+    last emitted text, with the token before them as context (so a word's leading space and merges
+    come out as in a full decode), and wait while the tail is an incomplete character (U+FFFD)."""
 
     def __init__(self, tokenizer: HFTokenizer) -> None:
         self._tokenizer = tokenizer
         self._ids: list[int] = []
-        self._emitted = 0
+        self._prefix = 0  # start of the context window
+        self._read = 0  # end of what has been emitted
 
     def decode(self, token_id: int) -> str:
         self._ids.append(token_id)
-        text = self._tokenizer.decode(self._ids)
-        if text.endswith("\ufffd"):
+        before = self._tokenizer.decode(self._ids[self._prefix : self._read])
+        text = self._tokenizer.decode(self._ids[self._prefix :])
+        if len(text) <= len(before) or text.endswith("\ufffd"):
             return ""
-        new, self._emitted = text[self._emitted :], len(text)
-        return new
+        self._prefix, self._read = self._read, len(self._ids)
+        return text[len(before) :]
+
+    def flush(self) -> str:
+        before = self._tokenizer.decode(self._ids[self._prefix : self._read])
+        text = self._tokenizer.decode(self._ids[self._prefix :])
+        self._prefix = self._read = len(self._ids)
+        return text[len(before) :]
 
 
 class HFTokenizer:

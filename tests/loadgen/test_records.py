@@ -57,7 +57,7 @@ def test_tables_follow_the_contract_and_label_stages() -> None:
     assert loadgen.schema.equals(samples_schema())
     r = requests.to_pydict()
     assert r["stage"] == ["low", "ramp", "ramp"]  # the last one is after the end: the last stage
-    assert r["offered_load"][:2] == [2.0, pytest.approx(2 + 10 * 0.5)] and r["offered_load"][2] is None
+    assert r["offered_load"] == [2.0, pytest.approx(2 + 10 * 0.5), 12.0]  # after the end: the last load
     assert r["token_mismatch"] == [False, True, False]
     assert r["first_token"][2] is None and r["ttft_s"][2] is None and r["ttft_s"][0] == pytest.approx(0.199)
     t = tokens.to_pydict()

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import free_port
 from tests.loadgen.conftest import ROOT, fake_server, run_satscope, satscope_cmd
 
 
@@ -243,3 +245,43 @@ def test_bad_input_is_one_line_before_any_load(tmp_path, args: list[str], messag
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_non_streaming_requests_record_usage_without_token_times(server_factory, tmp_path) -> None:
+    server = server_factory(ttft=0.01, itl=0.002)
+    out = tmp_path / "run"
+    res = run_satscope(
+        "--target", server.url, "--users", "2", "--duration", "2", "--output-len", "5", "--no-stream", "--out", str(out)
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    _, req, tok = _load(out)
+    assert len(req) == server.records()["served"] and (req.status == "ok").all()
+    assert (~req.stream).all() and (req.output_tokens == 5).all() and (req.output_chunks == 0).all()
+    assert req.first_token.isna().all() and not req.token_mismatch.any() and len(tok) == 0
+
+
+def test_master_and_a_separately_started_worker(server_factory, tmp_path) -> None:
+    """The several-machines path (`--master` / `--worker --master-host`), both on this machine."""
+    server = server_factory(ttft=0.01, itl=0.005)
+    out = tmp_path / "run"
+    port = str(free_port())
+    master = subprocess.Popen(
+        satscope_cmd("--target", server.url, "--users", "3", "--duration", "3", "--output-len", "5",
+                     "--master", "--workers", "1", "--master-port", port, "--out", str(out)),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "satscope", "run", "--worker", "--master-host", "127.0.0.1", "--master-port", port],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _, err = master.communicate(timeout=120)
+        assert master.returncode == 0, err
+        assert worker.wait(timeout=60) == 0
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+    manifest, req, _ = _load(out)
+    assert len(req) == server.records()["served"] > 10 and set(req.worker) == {"w0"}
+    assert manifest["loadgen"]["worker_clock_offsets_s"] == {"w0": 0.0}  # same host: one clock

@@ -89,9 +89,11 @@ def test_stages_toml_gives_stages_or_a_clear_error(tmp_path: Path, tables: list[
 @given(st.text(max_size=300))
 def test_exposition_parser_parses_or_raises_value_error(text: str) -> None:
     try:
-        parse_exposition(text)
-    except ValueError:
-        pass
+        expo = parse_exposition(text)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert isinstance(expo.names(), set)
 
 
 def _names() -> list[str]:

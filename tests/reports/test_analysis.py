@@ -144,3 +144,27 @@ def test_cpu_server_uses_recorded_host_bandwidth_or_says_why_not(scratch_run: Ca
     (run / "run.json").write_text(json.dumps(manifest))
     util = analyze(run)["utilization"]
     assert util["peak_source"] == "run:host_memory_bandwidth" and util["mbu_max"] > 0
+
+
+def test_single_stage_ramp_is_binned_by_offered_load(scratch_run: Callable[..., Path]) -> None:
+    """A run whose one stage ramps the load: levels come from the requests' own offered load."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = scratch_run(kind="kv_cache")
+    table = pq.read_table(run / "requests.parquet")
+    table = table.set_column(table.schema.get_field_index("stage"), "stage", pa.array(["ramp"] * table.num_rows))
+    pq.write_table(table, run / "requests.parquet")
+    manifest = json.loads((run / "run.json").read_text())
+    first, last = manifest["stages"][0], manifest["stages"][-1]
+    manifest["stages"] = [first | {"name": "ramp", "end_s": last["end_s"], "users": 32}]
+    (run / "run.json").write_text(json.dumps(manifest))
+    s = analyze(run)
+    sat = s["saturation"]
+    assert sat["method"] == "load_bins" and sat["stage"] is None
+    assert sat["found"] and sat["offered_load"] == 8.0 and sat["knee_offered_load"] == 16.0
+    assert sat["output_tokens_per_s"] == pytest.approx(EXPECTED_TOKENS_PER_S, rel=0.15)
+    assert s["bottleneck"]["kind"] == "kv_cache"
+    assert len(s["stages"]) == 1

@@ -79,3 +79,19 @@ def test_run_without_stages_in_manifest_uses_request_stages(scratch_run: Callabl
     s = analyze(run)
     assert [st["stage"] for st in s["stages"]][:2] == ["users-1", "users-2"]
     assert s["saturation"]["offered_load"] == 8.0
+
+
+def test_run_still_going_with_no_requests_yet(scratch_run: Callable[..., Path], tmp_path: Path) -> None:
+    run = scratch_run(kind="kv_cache")
+    for name in ("requests.parquet", "tokens.parquet"):
+        pq.write_table(pq.read_table(run / name).slice(0, 0), run / name)
+    manifest = json.loads((run / "run.json").read_text())
+    manifest |= {"status": "running", "end_s": None}
+    manifest["stages"][-1]["end_s"] = None
+    (run / "run.json").write_text(json.dumps(manifest))
+    result = build_report(run, out=tmp_path / "r.html")
+    s = result.summary
+    assert result.verdict.startswith("No request succeeded (0 sent)")
+    assert not s["validity"]["ok"]
+    assert {"no_successful_requests", "run_not_complete"} <= {w["code"] for w in s["validity"]["warnings"]}
+    assert s["percentiles"]["ttft_s"]["count"] == 0 and s["run"]["requests_total"] == 0

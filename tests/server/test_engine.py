@@ -167,6 +167,14 @@ def test_local_hf_checkpoint_loads_the_same_weights(engine: LLMEngine, tmp_path:
         [loaded.tokenizer.encode("the quick fox")], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
     )[0]
     assert out.completion_tokens == 6 and out.text == loaded.tokenizer.decode(out.token_ids)
+    sampled = loaded.generate(
+        [loaded.tokenizer.encode("the lazy dog")], SamplingParams(max_tokens=40, temperature=1.0, seed=2)
+    )[0]
+    assert sampled.text == loaded.tokenizer.decode(sampled.token_ids)
+    text = "the quick brown fox héllo ✓ wörld jumps"
+    ids = loaded.tokenizer.encode(text)
+    decoder = loaded.tokenizer.incremental_decoder()
+    assert "".join(decoder.decode(i) for i in ids) == loaded.tokenizer.decode(ids) == text
     prompt = loaded.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}])
     assert prompt == "[user] hi\n[assistant] "
 

@@ -103,3 +103,12 @@ def test_held_back_text_is_released_when_it_is_not_a_stop() -> None:
 def test_earliest_of_several_stop_strings_wins() -> None:
     pieces, stopped, _ = _feed(list(b"hello world"), ("world", "lo"))
     assert stopped and "".join(pieces) == "hel"
+
+
+def test_an_incomplete_character_is_flushed_at_the_end_but_never_after_a_stop() -> None:
+    ids = [*b"ok", 0xE2, 0x9C]  # "ok" then the first two bytes of a three-byte character
+    pieces, stopped, st = _feed(ids, ())
+    assert not stopped and "".join(pieces) == "ok"
+    assert st.finish() == "\ufffd"  # the broken tail is shown, as a full decode would show it
+    pieces, stopped, st = _feed([*b"ab", 0xE2, *b"XY"], ("XY",))
+    assert stopped and "".join(pieces) + st.finish() == "ab\ufffd"

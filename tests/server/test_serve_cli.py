@@ -76,14 +76,17 @@ def test_port_in_use_is_a_one_line_error() -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_drains_streams_in_flight_and_logs_no_prompt() -> None:
-    marker = "PROMPT-MARKER-7f3a"
-    with bundled_server("--step-delay-ms", "20", "--log-level", "debug", "--served-model-name", "m") as server:
+def test_sigterm_drains_streams_in_flight_and_logs_no_prompt_or_key() -> None:
+    marker, key = "PROMPT-MARKER-7f3a", "key-from-env-91c2"
+    flags = ("--step-delay-ms", "20", "--log-level", "debug", "--served-model-name", "m")
+    with bundled_server(*flags, env={"SATSCOPE_API_KEY": key}) as server:
         health = httpx.get(f"{server.url}/health").json()
         assert health["model"] == "m" and health["kernels"] == "torch"
         body = {"model": "m", "prompt": marker, "max_tokens": 60, "ignore_eos": True, "stream": True}
+        assert httpx.post(f"{server.url}/v1/completions", json=body).status_code == 401
         chunks = []
-        with httpx.stream("POST", f"{server.url}/v1/completions", json=body, timeout=60) as r:
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.stream("POST", f"{server.url}/v1/completions", json=body, headers=auth, timeout=60) as r:
             for line in r.iter_lines():
                 if not line:
                     continue
@@ -96,4 +99,4 @@ def test_sigterm_drains_streams_in_flight_and_logs_no_prompt() -> None:
         assert server.proc.wait(timeout=30) == 0
         log = server.log()
         assert "Shutting down" in log
-        assert marker not in log
+        assert marker not in log and key not in log
