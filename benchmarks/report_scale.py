@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,15 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [(1_000_000, 100_000)] if args.only_large else [(100_000, 10_000), (1_000_000, 100_000)]
     base = args.keep or Path(tempfile.mkdtemp(prefix="satscope-bench-"))
+    try:
+        rows = _run_sizes(base, sizes)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    _print_table(rows)
+
+
+def _run_sizes(base: Path, sizes: list[tuple[int, int]]) -> list[dict[str, float]]:
     rows = []
     for requests, samples in sizes:
         run_dir = base / f"run-{requests}"
@@ -101,6 +111,10 @@ def main() -> None:
         row["parquet_bytes"] = sum(p.stat().st_size for p in run_dir.glob("*.parquet"))
         rows.append(row)
         print(json.dumps(row), flush=True)
+    return rows
+
+
+def _print_table(rows: list[dict[str, float]]) -> None:
     big = rows[-1]
     print(f"\nmachine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
     print("| requests | samples | analyze s | render s | total s | HTML MB | peak RSS MiB |")

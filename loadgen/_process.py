@@ -114,6 +114,8 @@ class LoadgenProcess:
                     status = "ok" if error is None else "malformed"
         except _RequestTimeout:
             status, error, broken = "timeout", f"no complete response within {cfg.timeout_s} s", True
+        except TimeoutError as exc:  # a socket-level timeout (connect or read), before --timeout
+            status, error, broken = "timeout", f"{type(exc).__name__}: {exc}", True
         except gevent.GreenletExit:
             status, error, broken = "disconnected", "cut off: the load generator stopped mid-request", True
             raise
@@ -205,6 +207,10 @@ class LoadgenProcess:
     def drain(self, timeout_s: float) -> None:
         """Wait for open-loop requests in flight (their records must make the final flush)."""
         self._requests.join(timeout=timeout_s)
+
+    def abandon(self) -> None:
+        """Cut the open-loop requests in flight (a second Ctrl-C)."""
+        self._requests.kill(block=False)
 
     def _send_pooled(self, intended: float, send_result: Callable[[Outcome], None]) -> None:
         conn = self._free.pop() if self._free else self.new_connection()

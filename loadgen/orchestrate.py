@@ -10,246 +10,30 @@ directory is valid whatever happens, because every writer flushes complete files
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import signal
 import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen.config import LoadgenConfig
-from loadgen.manifest import base_manifest, write_manifest
+from loadgen.manifest import base_manifest, redact_command, write_manifest
 from loadgen.output import write_run_files
+from loadgen.plan import RunPlan
+from loadgen.processes import (
+    LocustProcesses,
+    served_model,
+    start_probes,
+    start_serve,
+    stop_process,
+    wait_for_health,
+)
 from loadgen.records import RunStore
 from loadgen.saturation import loadgen_figures, saturation_verdict
 from satscope.errors import SatscopeError
 from satscope.run_format import LOADGEN_FILE, PROBES_FILE, REQUESTS_FILE
 
-__all__ = ["RunPlan", "execute", "wait_for_health"]
-
-
-@dataclass(slots=True)
-class RunPlan:
-    """The validated plan of one `satscope run`."""
-
-    config: LoadgenConfig
-    command: list[str]
-    api_key: str | None = None
-    serve_flags: list[str] | None = None  # --serve: flags for `satscope serve`
-    probes: bool = True
-    probes_no_gpu: bool = False
-    report: bool = True
-    master_bind_host: str = "127.0.0.1"
-    master_port: int = 0  # 0: pick a free port
-    live: bool = True
-    extra_config: dict[str, Any] = field(default_factory=dict)
-
-
-def wait_for_health(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``url/health`` (or ``url``) until the server answers; SatscopeError if it never does."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise SatscopeError(
-                f"`satscope serve` exited with code {proc.returncode} before answering",
-                "see serve.log in the run directory",
-            )
-        for path in ("/health", "/v1/models"):
-            try:
-                r = httpx.get(url.rstrip("/") + path, timeout=2.0)
-                if r.status_code < 500:
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            raise SatscopeError(f"target {url} is unreachable ({last})", "start the server or fix --target")
-        time.sleep(0.2)
-
-
-def _served_model(url: str) -> str:
-    """The first model the target lists at /v1/models; ``default`` if it lists none."""
-    import httpx
-
-    try:
-        data = httpx.get(url.rstrip("/") + "/v1/models", timeout=5.0).json().get("data") or []
-        return str(data[0]["id"]) if data else "default"
-    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
-        return "default"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Locust:
-    """The Locust process(es) and what their stdout lines said."""
-
-    def __init__(self, plan: RunPlan, run_dir: Path, config_path: Path) -> None:
-        cfg = plan.config
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if plan.api_key:
-            env["SATSCOPE_API_KEY"] = plan.api_key
-        else:
-            env.pop("SATSCOPE_API_KEY", None)
-        py = [sys.executable, "-m", "loadgen.runner"]
-        self.log = open(run_dir / "locust.log", "ab")  # noqa: SIM115
-        self.progress: dict[str, Any] = {}
-        self.final: dict[str, Any] | None = None
-        self.start: dict[str, Any] | None = None
-        self.errors: list[str] = []
-        self.workers: list[subprocess.Popen] = []
-        if cfg.workers:
-            port = plan.master_port or _free_port()
-            main_cmd = [
-                *py,
-                "--role",
-                "master",
-                "--config",
-                str(config_path),
-                "--expect-workers",
-                str(cfg.workers),
-                "--master-bind-host",
-                plan.master_bind_host,
-                "--master-port",
-                str(port),
-            ]
-        else:
-            main_cmd = [*py, "--role", "local", "--config", str(config_path)]
-        self.main = subprocess.Popen(main_cmd, stdout=subprocess.PIPE, stderr=self.log, env=env, start_new_session=True)
-        if cfg.workers and plan.master_bind_host in ("127.0.0.1", "localhost"):
-            for i in range(cfg.workers):
-                self.workers.append(
-                    subprocess.Popen(
-                        [
-                            *py,
-                            "--role",
-                            "worker",
-                            "--master-host",
-                            "127.0.0.1",
-                            "--master-port",
-                            str(port),
-                            "--worker-name",
-                            f"w{i}",
-                        ],
-                        stdout=self.log,
-                        stderr=self.log,
-                        env=env,
-                        start_new_session=True,
-                    )
-                )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.main.stdout is not None
-        for raw in self.main.stdout:
-            if not raw.startswith(b"SATSCOPE "):
-                self.log.write(raw)
-                continue
-            msg = json.loads(raw[9:])
-            kind = msg.pop("kind")
-            if kind == "progress":
-                self.progress = msg
-            elif kind == "final":
-                self.final = msg
-            elif kind == "start":
-                self.start = msg
-            else:
-                self.errors.append(msg.get("message", str(msg)))
-
-    def signal(self, sig: int) -> None:
-        for p in [self.main, *self.workers]:
-            if p.poll() is None:
-                p.send_signal(sig)
-
-    def wait(self, timeout_s: float) -> int | None:
-        try:
-            code = self.main.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _stop(self.main, 5)
-            code = None
-        for w in self.workers:
-            _stop(w, 10)
-        self._reader.join(timeout=5)
-        self.log.close()
-        return code
-
-
-def _stop(proc: subprocess.Popen, grace_s: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _start_serve(plan: RunPlan, run_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    log = open(run_dir / "serve.log", "ab")  # noqa: SIM115
-    cmd = [
-        sys.executable,
-        "-m",
-        "satscope",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *(plan.serve_flags or []),
-    ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, 300, proc)
-    except BaseException:  # including Ctrl-C while the model loads: never leave the server behind
-        _stop(proc, 10)
-        raise
-    return proc, url
-
-
-def _start_probes(plan: RunPlan, run_dir: Path, server_pid: int | None, notes: list[str]) -> subprocess.Popen | None:
-    if not plan.probes:
-        return None
-    if importlib.util.find_spec("probes.__main__") is None:
-        notes.append("probes were not run: the probes package has no `python -m probes` entry point yet")
-        return None
-    cmd = [
-        sys.executable,
-        "-m",
-        "probes",
-        "--target",
-        plan.config.target_url,
-        "--out",
-        str(run_dir),
-        "--duration",
-        str(plan.config.shape_obj().duration_s + 120),
-    ]
-    if server_pid is not None:
-        cmd += ["--server-pid", str(server_pid)]
-    if plan.probes_no_gpu:
-        cmd.append("--no-gpu")
-    log = open(run_dir / "probes.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        notes.append(f"probes failed to start (exit code {proc.returncode}; see probes.log)")
-        return None
-    return proc
+__all__ = ["RunPlan", "execute"]
 
 
 def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
@@ -265,7 +49,7 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     server: subprocess.Popen | None = None
     probes: subprocess.Popen | None = None
-    locust: _Locust | None = None
+    locust: LocustProcesses | None = None
     manifest: dict[str, Any] | None = None
     interrupted = {"n": 0}
 
@@ -278,19 +62,20 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if plan.serve_flags is not None:
-            server, url = _start_serve(plan, run_dir)
+            server, url = start_serve(plan, run_dir)
             cfg.target_url = url
         if not cfg.model:
-            cfg.model = _served_model(cfg.target_url)
+            cfg.model = served_model(cfg.target_url, plan.api_key)
         shape = cfg.shape_obj()
-        served_by = "external" if server is None else f"satscope serve {' '.join(plan.serve_flags or [])}"
+        serve_flags = redact_command(plan.serve_flags or [], plan.api_key)  # --serve-arg=--api-key=...
+        served_by = "external" if server is None else " ".join(["satscope serve", *serve_flags])
         target = {"url": cfg.target_url, "endpoint": cfg.endpoint, "model": cfg.model, "served_by": served_by}
         manifest = base_manifest(run_dir.name, plan.command, {**cfg.to_json(), **plan.extra_config}, target)
         write_manifest(run_dir, manifest)
         config_path = run_dir / ".loadgen_config.json"
         cfg.save(config_path)
-        probes = _start_probes(plan, run_dir, server.pid if server else None, manifest["validity"]["notes"])
-        locust = _Locust(plan, run_dir, config_path)
+        probes = start_probes(plan, run_dir, server.pid if server else None, manifest["validity"]["notes"])
+        locust = LocustProcesses(plan, run_dir, config_path)
         # a hung load generator must not hang the run: the shape, the drain, and a margin
         limit_s = shape.duration_s + cfg.stop_timeout_s + 180
         live_progress(console, locust, shape, enabled=plan.live, limit_s=limit_s)
@@ -307,9 +92,9 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         if locust is not None and locust.main.poll() is None:
             locust.wait(0)
         if probes is not None:
-            _stop(probes, 15)
+            stop_process(probes, 15)
         if server is not None:
-            _stop(server, 20)
+            stop_process(server, 20)
     config_path.unlink(missing_ok=True)
     try:
         return _finish(plan, run_dir, manifest, locust, code, interrupted["n"] > 0, probes is not None, console)
@@ -324,7 +109,7 @@ def _finish(
     plan: RunPlan,
     run_dir: Path,
     manifest: dict[str, Any],
-    locust: _Locust,
+    locust: LocustProcesses,
     code: int | None,
     interrupted: bool,
     probes_ran: bool,

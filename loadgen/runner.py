@@ -169,12 +169,17 @@ def _start_csv(env: Environment, run_dir: str) -> Any:
 
 def _on_signals(run: _Run) -> None:
     def stop() -> None:
-        if run.interrupted:  # a second signal: stop waiting for in-flight requests
-            run.env.stop_timeout = 0
+        runner = run.env.runner
+        assert runner is not None
+        if run.interrupted:  # a second signal: cut the requests in flight (recorded as disconnected)
+            runner.user_greenlets.kill(block=False)
+            if run.local is not None:
+                run.local.abandon()
+            return
         run.interrupted = True
         if run.local is not None:
             run.local.stopping = True
-        gevent.spawn(run.env.runner.stop)  # type: ignore[union-attr]
+        gevent.spawn(runner.stop)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, stop)
@@ -300,6 +305,9 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
         if holder.proc is not None:
             holder.proc.drain(holder.proc.config.stop_timeout_s)
         send(final=True)
+        # a satscope run is one test: leave now rather than idle through Locust's post-stop wait
+        # (stop_timeout seconds, during which a worker does not even read the master's quit)
+        gevent.spawn_later(1.0, runner.quit)
 
     env.events.test_stop.add_listener(on_stop)
     env.user_classes = list(make_user_classes(holder, _fire(env, holder)).values())
@@ -325,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.role == "worker":
         run_worker(args.master_host, args.master_port, args.worker_name)
-        return
+        os._exit(0)
     cfg = LoadgenConfig.load(args.config)
     Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     if args.role == "local":

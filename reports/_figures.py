@@ -134,8 +134,14 @@ def downsample(windows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.groupby(group).mean()
 
 
-def timeline_figure(windows: pd.DataFrame, fig_id: str = "fig-timeline") -> Figure:
-    """Stacked panels sharing one time axis; panels whose metric the run lacks are listed, not drawn."""
+def timeline_figure(
+    windows: pd.DataFrame, fig_id: str = "fig-timeline", marks: list[tuple[float, str]] | None = None
+) -> Figure:
+    """Stacked panels sharing one time axis; panels whose metric the run lacks are listed, not drawn.
+
+    ``marks``: (elapsed seconds, label) drawn as vertical lines across every panel, e.g. when the
+    saturation level started and when the bottleneck first held.
+    """
     present = [(c, t) for c, t in TIMELINE if c in windows and windows[c].notna().any()]
     missing = [t for c, t in TIMELINE if (c, t) not in present]
     frame = downsample(windows, [c for c, _ in present])
@@ -165,8 +171,37 @@ def timeline_figure(windows: pd.DataFrame, fig_id: str = "fig-timeline") -> Figu
             "title": {"text": title, "font": {"size": 10}},
         }
     layout["xaxis"] = {"anchor": f"y{len(present) if len(present) > 1 else ''}", "title": {"text": "seconds"}}
+    layout["annotations"] = []
+    layout["shapes"] = []
+    span_s = float(windows["t_s"].max()) if len(windows) else 0.0
+    for at_s, label in _merge_marks(marks or [], span_s):
+        layout["shapes"].append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": at_s,
+                "x1": at_s,
+                "y0": 0,
+                "y1": 1,
+                "line": {"dash": "dot", "color": "#c0392b", "width": 1},
+            }
+        )
+        layout["annotations"].append(
+            {
+                "text": label,
+                "x": at_s,
+                "xref": "x",
+                "y": 1.0,
+                "yref": "paper",
+                "xanchor": "left",
+                "yanchor": "top",
+                "showarrow": False,
+                "font": {"size": 10, "color": "#c0392b"},
+            }
+        )
     if missing:
-        layout["annotations"] = [
+        layout["annotations"] += [
             {
                 "text": "not sampled in this run: " + ", ".join(missing),
                 "xref": "paper",
@@ -179,6 +214,17 @@ def timeline_figure(windows: pd.DataFrame, fig_id: str = "fig-timeline") -> Figu
             }
         ]
     return Figure(fig_id, data, layout, height_px=max(220, 150 * n))
+
+
+def _merge_marks(marks: list[tuple[float, str]], span_s: float) -> list[tuple[float, str]]:
+    """Marks closer than 3% of the run are one line with both labels (they would overprint)."""
+    merged: list[tuple[float, str]] = []
+    for at_s, label in sorted(marks):
+        if merged and at_s - merged[-1][0] < 0.03 * max(span_s, 1e-9):
+            merged[-1] = (merged[-1][0], f"{merged[-1][1]}; {label}")
+        else:
+            merged.append((at_s, label))
+    return merged
 
 
 def distribution_figure(values: np.ndarray, title: str, fig_id: str, bins: int = 60) -> Figure:

@@ -15,16 +15,26 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MIN_EFFICIENCY", "MIN_LATENCY_RISE", "RESUME_MARGIN", "Knee", "find_knee", "levels_from_windows"]
+__all__ = [
+    "MIN_DROPPED_SHARE",
+    "MIN_EFFICIENCY",
+    "MIN_LATENCY_RISE",
+    "RESUME_MARGIN",
+    "Knee",
+    "find_knee",
+    "levels_from_windows",
+]
 
 MIN_EFFICIENCY = 0.5
 MIN_LATENCY_RISE = 1.2
+MIN_DROPPED_SHARE = 0.05
 RESUME_MARGIN = 1.2
 
 RULE = (
     f"levels sorted by offered load; the knee is the first level whose throughput gain is under "
     f"{MIN_EFFICIENCY:g}x its load gain (relative to the level before) while tail latency "
-    f"(TTFT, ITL or E2E p99, from intended send) rose at least {MIN_LATENCY_RISE:g}x and no later "
+    f"(TTFT, ITL or E2E p99, from intended send) rose at least {MIN_LATENCY_RISE:g}x (or the share of "
+    f"dispatches dropped rose by {MIN_DROPPED_SHARE:.0%} of them) and no later "
     f"level exceeds the level before by more than {RESUME_MARGIN:g}x; the saturation point is the "
     f"level before the knee"
 )
@@ -46,10 +56,21 @@ class Knee:
 LATENCY_COLUMNS = ("ttft_intended_p99_s", "itl_p99_s", "e2e_intended_p99_s")
 
 
+def _dropped_share(levels: pd.DataFrame, i: int) -> float:
+    if "requests_dropped" not in levels or "requests" not in levels:
+        return 0.0
+    dropped, sent = float(levels["requests_dropped"].iloc[i]), float(levels["requests"].iloc[i])
+    return dropped / (dropped + sent) if dropped + sent > 0 else 0.0
+
+
 def _latency_rose(levels: pd.DataFrame, i: int, p: int) -> bool:
-    """Any tail latency rose by MIN_LATENCY_RISE; True when the run has no latency to judge by."""
+    """Any tail latency rose by MIN_LATENCY_RISE, or the load generator had to drop dispatches
+    (an open-loop queue capped by --max-in-flight cannot grow, so its latency cannot either).
+    True when the run has no latency to judge by."""
     import math
 
+    if _dropped_share(levels, i) - _dropped_share(levels, p) >= MIN_DROPPED_SHARE:
+        return True
     judged = False
     for col in LATENCY_COLUMNS:
         if col not in levels:

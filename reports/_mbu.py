@@ -77,7 +77,7 @@ def find_peak(manifest: dict[str, Any], probes: dict[str, Any]) -> dict[str, Any
         "mfu_max": None,
         "note": None,
     }
-    if gpus:
+    if gpus and device != "cpu":  # a CPU server on a GPU host reads host memory, not HBM
         name = str(gpus[0].get("name") or "")
         key = next((k for k in GPU_PEAKS if k.lower() in name.lower()), None)
         if key is None:

@@ -128,6 +128,15 @@ def _meta(an: Analysis) -> Section:
     )
 
 
+def _timeline_marks(summary: dict[str, Any]) -> list[tuple[float, str]]:
+    marks = []
+    if summary["saturation"]["found"] and summary["saturation"]["at_s"] is not None:
+        marks.append((summary["saturation"]["at_s"], "saturation level starts"))
+    if summary["bottleneck"]["at_s"] is not None:
+        marks.append((summary["bottleneck"]["at_s"], f"{summary['bottleneck']['label']} limit"))
+    return marks
+
+
 def report_page(an: Analysis) -> Page:
     """All sections of issue #6's report, in order."""
     s = an.summary
@@ -157,7 +166,7 @@ def report_page(an: Analysis) -> Page:
         ),
         Section("Latency vs offered load", figures=[latency_figure(an.levels, lt)]),
         _bottleneck_section(s),
-        Section("Timeline", figures=[timeline_figure(an.windows)]),
+        Section("Timeline", figures=[timeline_figure(an.windows, marks=_timeline_marks(s))]),
         Section(
             "TTFT and ITL distributions",
             figures=[

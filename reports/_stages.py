@@ -78,6 +78,7 @@ def stage_table(
     valid = np.isfinite(code)
     ci = np.where(valid, code, 0).astype(np.int64)
     sent_n = np.bincount(ci[valid & sent], minlength=len(spans))
+    dropped_n = np.bincount(ci[valid & ~sent], minlength=len(spans))
     ok_n = np.bincount(ci[valid & ok], minlength=len(spans))
     context = (req["in_tokens"] + req["out_tokens"] / 2).to_numpy()
     ctx_sum = np.bincount(ci[valid & ok], weights=context[valid & ok], minlength=len(spans))
@@ -96,6 +97,7 @@ def stage_table(
             "end_at_s": hi,
             "duration_s": hi - lo,
             "requests": n_sent,
+            "requests_dropped": int(dropped_n[pos]),
             "requests_ok": n_ok,
             "error_rate": (n_sent - n_ok) / n_sent if n_sent else np.nan,
             "requests_per_s": done_n[pos] / dur,

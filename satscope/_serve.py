@@ -89,6 +89,10 @@ def serve(
             help="Largest max_tokens a request may ask for (default: the context length).", rich_help_panel=_LIMITS
         ),
     ] = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(help="Largest request body accepted; larger ones get 413.", rich_help_panel=_LIMITS),
+    ] = 1 << 20,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -135,6 +139,7 @@ def serve(
             max_waiting=max_waiting,
             max_model_len=max_model_len,
             max_tokens_limit=max_tokens_limit,
+            max_body_bytes=max_body_bytes,
             api_key=api_key,
             step_delay_ms=step_delay_ms,
             torch_threads=torch_threads,

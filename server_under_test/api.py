@@ -1,7 +1,8 @@
 """The OpenAI-compatible HTTP API (FastAPI): completions, chat completions, models, health, metrics.
 
 Requests are checked here (auth, body size, JSON, fields, model, context) before the engine sees
-them; a full waiting queue is a 429 with Retry-After. Each request gets an asyncio queue that the
+them; a full waiting queue is a 429 with Retry-After. `/openapi.json` publishes the request schemas
+(openapi.py) even though the bodies are parsed by hand. Each request gets an asyncio queue that the
 engine thread feeds through `call_soon_threadsafe`. A client that goes away mid-request has its
 sequence aborted, which frees its KV blocks. Prompt text is never logged.
 """
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server_under_test.engine import LLMEngine, PromptTooLongError, QueueFullError, RequestOutput
+from server_under_test.openapi import generation_route_docs
 from server_under_test.protocol import ApiError, GenerationRequest, error_body, parse_chat, parse_completion
 from server_under_test.responses import final_body, sse, stream_chunk, usage_chunk
 
@@ -50,7 +52,7 @@ def build_app(engine: LLMEngine) -> FastAPI:
         finally:
             await asyncio.to_thread(engine.stop)
 
-    app = FastAPI(title="satscope reference server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="satscope reference server", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -87,11 +89,13 @@ def build_app(engine: LLMEngine) -> FastAPI:
                 raise ApiError(413, f"request body larger than {config.max_body_bytes} bytes")
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return json.loads(b"".join(chunks), parse_constant=_reject_constant)
+        except RecursionError:
+            raise ApiError(400, "malformed JSON body: nested too deeply") from None
+        except ValueError as exc:  # bad JSON or UTF-8, NaN/Infinity, an integer of thousands of digits
             raise ApiError(400, f"malformed JSON body: {exc}") from None
 
-    def submit(req: GenerationRequest, rid: str, arrival: float) -> asyncio.Queue[RequestOutput]:
+    def submit(req: GenerationRequest, chat: bool, rid: str, arrival: float) -> asyncio.Queue[RequestOutput]:
         if req.model is not None and req.model != model_name:
             raise ApiError(
                 404,
@@ -101,7 +105,12 @@ def build_app(engine: LLMEngine) -> FastAPI:
             )
         ids = req.prompt_token_ids
         if ids is None:
-            ids = engine.tokenizer.encode(req.prompt_text or "")
+            text = req.prompt_text or ""
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800": JSON allows it, UTF-8 not
+                raise ApiError(400, "the prompt is not valid Unicode (a lone surrogate)", _text_param(chat)) from None
+            ids = engine.tokenizer.encode(text)
         elif any(not 0 <= t < vocab_size for t in ids):
             raise ApiError(400, f"prompt token ids must be in [0, {vocab_size})", "prompt")
         room = engine.max_model_len - len(ids)
@@ -170,7 +179,7 @@ def build_app(engine: LLMEngine) -> FastAPI:
             gone.cancel()
 
     async def generate(request: Request, req: GenerationRequest, chat: bool, rid: str, arrival: float) -> Response:
-        queue = submit(req, rid, arrival)
+        queue = submit(req, chat, rid, arrival)
         if req.stream:
             return StreamingResponse(
                 stream(rid, chat, req, queue), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -187,14 +196,14 @@ def build_app(engine: LLMEngine) -> FastAPI:
             )
         )
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", **generation_route_docs(False, max_tokens_limit, vocab_size))
     async def completions(request: Request) -> Response:
         arrival = time.monotonic()
         authorize(request)
         req = parse_completion(await read_json(request), max_tokens_limit)
         return await generate(request, req, False, f"cmpl-{uuid.uuid4().hex}", arrival)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", **generation_route_docs(True, max_tokens_limit, vocab_size))
     async def chat_completions(request: Request) -> Response:
         arrival = time.monotonic()
         authorize(request)
@@ -237,6 +246,14 @@ def build_app(engine: LLMEngine) -> FastAPI:
         return Response(engine.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _text_param(chat: bool) -> str:
+    return "messages" if chat else "prompt"
 
 
 async def _client_gone(request: Request) -> None:

@@ -118,3 +118,15 @@ def test_api_key_is_redacted() -> None:
         "--model",
         "has-***",
     ]
+
+
+def test_progress_line() -> None:
+    from loadgen.live import progress_line
+
+    p = {"stage": "step-2", "load": 8, "users": 8, "requests": 40, "errors": 2, "req_per_s": 4.0,
+         "tokens_per_s": 512.0, "ttft_p50_s": 0.041, "ttft_p99_s": None}  # fmt: skip
+    line = progress_line(p, SHAPE)
+    assert line.startswith("stage step-2 · 8 users · 4.0 req/s · 512 tok/s · TTFT p50 41 ms p99 –")
+    assert line.endswith("40 requests, 2 errors") and progress_line({}, SHAPE) == "starting…"
+    open_shape = Shape([Stage("s", 5, 3.5, kind="open")])
+    assert "3.5 req/s offered" in progress_line({**p, "load": 3.5}, open_shape)

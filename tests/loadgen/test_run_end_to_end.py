@@ -225,6 +225,7 @@ def test_ctrl_c_marks_the_run_interrupted(server_factory, tmp_path) -> None:
     assert time.monotonic() - started < 20
     manifest, req, _ = _load(out)
     assert manifest["status"] == "interrupted" and manifest["validity"]["interrupted"], err
+    assert manifest["stages"] and manifest["stages"][-1]["end_s"] <= manifest["end_s"]  # as it ran, not as planned
     assert len(req) > 0 and proc.returncode == 1
 
 
@@ -285,3 +286,26 @@ def test_master_and_a_separately_started_worker(server_factory, tmp_path) -> Non
     manifest, req, _ = _load(out)
     assert len(req) == server.records()["served"] > 10 and set(req.worker) == {"w0"}
     assert manifest["loadgen"]["worker_clock_offsets_s"] == {"w0": 0.0}  # same host: one clock
+
+
+def test_a_second_ctrl_c_cuts_requests_in_flight(server_factory, tmp_path) -> None:
+    server = server_factory(ttft=0.01, itl=0.05)  # 400 tokens: 20 s per request
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        satscope_cmd("--target", server.url, "--users", "3", "--duration", "60", "--output-len", "400",
+                     "--out", str(out)),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_served(server, 3)
+    time.sleep(1.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 15, "the second Ctrl-C did not cut the 20 s requests short"
+    manifest, req, tok = _load(out)
+    assert manifest["status"] == "interrupted", err
+    cut = req[req.status == "disconnected"]
+    assert len(cut) == 3 and cut.error.str.contains("cut off").all() and (cut.output_chunks > 10).all()
+    assert len(tok) == int(req.output_chunks.sum())  # the tokens that did arrive are kept

@@ -17,23 +17,18 @@ pytestmark = pytest.mark.slow
 @pytest.mark.skipif("not_yet" in Path(_serve.__file__).read_text(), reason="`satscope serve` is still a placeholder")
 def test_run_serve_end_to_end(tmp_path) -> None:
     out = tmp_path / "run"
+    key = "sk-serve-SECRET"
     res = run_satscope(
-        "--serve",
-        "--users",
-        "2",
-        "--duration",
-        "4",
-        "--input-len",
-        "16",
-        "--output-len",
-        "8",
-        "--out",
-        str(out),
-        timeout=400,
-    )
-    assert res.returncode == 0, res.stderr + (out / "serve.log").read_text()[-3000:] if out.exists() else ""
+        "--serve", f"--serve-arg=--api-key={key}", "--api-key", key, "--users", "2", "--duration", "4",
+        "--input-len", "16", "--output-len", "8", "--out", str(out), timeout=400,
+    )  # fmt: skip
+    log = (out / "serve.log").read_text()[-3000:] if (out / "serve.log").exists() else ""
+    assert res.returncode == 0, res.stderr + log
     manifest = json.loads((out / "run.json").read_text())
     req = pq.read_table(out / "requests.parquet").to_pandas()
-    assert manifest["status"] == "complete" and manifest["target"]["served_by"].startswith("satscope serve")
-    assert len(req) > 0 and (req.status == "ok").all(), req.error.unique()
+    assert manifest["status"] == "complete" and manifest["target"]["served_by"] == "satscope serve --api-key=***"
+    assert len(req) > 0 and (req.status == "ok").all(), req.error.unique()  # the key reached the server
     assert (req.output_chunks > 0).all() and req.prompt_tokens.notna().all()
+    assert manifest["versions"]["torch"] is not None
+    for f in out.iterdir():
+        assert key.encode() not in f.read_bytes(), f.name

@@ -168,3 +168,15 @@ def test_single_stage_ramp_is_binned_by_offered_load(scratch_run: Callable[..., 
     assert sat["output_tokens_per_s"] == pytest.approx(EXPECTED_TOKENS_PER_S, rel=0.15)
     assert s["bottleneck"]["kind"] == "kv_cache"
     assert len(s["stages"]) == 1
+
+
+def test_cpu_server_on_a_gpu_host_is_not_measured_against_hbm(scratch_run: Callable[..., Path]) -> None:
+    import json
+
+    run = scratch_run(kind="kv_cache")
+    probes = json.loads((run / "probes.json").read_text())
+    probes["model"]["device"] = "cpu"
+    (run / "probes.json").write_text(json.dumps(probes))
+    util = analyze(run)["utilization"]
+    assert util["device"] == "cpu" and util["gpu_name"] == "NVIDIA H200"
+    assert util["peak_source"] != "table:H200" and util["mbu_max"] is None

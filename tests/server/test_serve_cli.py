@@ -30,6 +30,7 @@ FLAGS = [
     "--max-waiting",
     "--max-model-len",
     "--max-tokens-limit",
+    "--max-body-bytes",
     "--api-key",
     "--step-delay-ms",
     "--log-level",
@@ -58,6 +59,7 @@ def test_help_documents_every_flag() -> None:
         (["--gpu-memory-utilization", "1.5"], "gpu_memory_utilization must be in (0, 1]"),
         (["--model", "/nonexistent/ckpt"], "is not a directory"),
         (["--max-model-len", "100000"], "exceeds the model's 2048 positions"),
+        (["--max-body-bytes", "0"], "max_body_bytes must be >= 1"),
     ],
 )
 def test_bad_flags_are_one_line_errors(args: list[str], message: str) -> None:

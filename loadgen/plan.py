@@ -1,0 +1,27 @@
+"""The validated plan of one `satscope run`, shared by the orchestrator and its process helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadgen.config import LoadgenConfig
+
+__all__ = ["RunPlan"]
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """The validated plan of one `satscope run`."""
+
+    config: LoadgenConfig
+    command: list[str]
+    api_key: str | None = None
+    serve_flags: list[str] | None = None  # --serve: flags for `satscope serve`
+    probes: bool = True
+    probes_no_gpu: bool = False
+    report: bool = True
+    master_bind_host: str = "127.0.0.1"
+    master_port: int = 0  # 0: pick a free port
+    live: bool = True
+    extra_config: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,227 @@
+"""The subprocesses of a run: the bundled server, the probes and the Locust process(es).
+
+Each is started with its own session (a Ctrl-C in the terminal reaches `satscope run` only, which
+stops them in order) and stopped with SIGTERM, then SIGKILL after a grace period. The Locust
+process's stdout carries ``SATSCOPE {json}`` lines, read here on a thread.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from loadgen.plan import RunPlan
+from satscope.errors import SatscopeError
+
+__all__ = ["LocustProcesses", "served_model", "start_probes", "start_serve", "stop_process", "wait_for_health"]
+
+
+def wait_for_health(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url/health`` (or ``url``) until the server answers; SatscopeError if it never does."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise SatscopeError(
+                f"`satscope serve` exited with code {proc.returncode} before answering",
+                "see serve.log in the run directory",
+            )
+        for path in ("/health", "/v1/models"):
+            try:
+                r = httpx.get(url.rstrip("/") + path, timeout=2.0)
+                if r.status_code < 500:
+                    return
+                last = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            raise SatscopeError(f"target {url} is unreachable ({last})", "start the server or fix --target")
+        time.sleep(0.2)
+
+
+def served_model(url: str, api_key: str | None) -> str:
+    """The first model the target lists at /v1/models; ``default`` if it lists none."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        data = httpx.get(url.rstrip("/") + "/v1/models", headers=headers, timeout=5.0).json().get("data") or []
+        return str(data[0]["id"]) if data else "default"
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return "default"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocustProcesses:
+    """The Locust process(es) and what their stdout lines said."""
+
+    def __init__(self, plan: RunPlan, run_dir: Path, config_path: Path) -> None:
+        cfg = plan.config
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if plan.api_key:
+            env["SATSCOPE_API_KEY"] = plan.api_key
+        else:
+            env.pop("SATSCOPE_API_KEY", None)
+        py = [sys.executable, "-m", "loadgen.runner"]
+        self.log = open(run_dir / "locust.log", "ab")  # noqa: SIM115
+        self.progress: dict[str, Any] = {}
+        self.final: dict[str, Any] | None = None
+        self.start: dict[str, Any] | None = None
+        self.errors: list[str] = []
+        self.workers: list[subprocess.Popen] = []
+        if cfg.workers:
+            port = plan.master_port or _free_port()
+            main_cmd = [
+                *py,
+                "--role",
+                "master",
+                "--config",
+                str(config_path),
+                "--expect-workers",
+                str(cfg.workers),
+                "--master-bind-host",
+                plan.master_bind_host,
+                "--master-port",
+                str(port),
+            ]
+        else:
+            main_cmd = [*py, "--role", "local", "--config", str(config_path)]
+        self.main = subprocess.Popen(main_cmd, stdout=subprocess.PIPE, stderr=self.log, env=env, start_new_session=True)
+        if cfg.workers and plan.master_bind_host in ("127.0.0.1", "localhost"):
+            for i in range(cfg.workers):
+                self.workers.append(
+                    subprocess.Popen(
+                        [
+                            *py,
+                            "--role",
+                            "worker",
+                            "--master-host",
+                            "127.0.0.1",
+                            "--master-port",
+                            str(port),
+                            "--worker-name",
+                            f"w{i}",
+                        ],
+                        stdout=self.log,
+                        stderr=self.log,
+                        env=env,
+                        start_new_session=True,
+                    )
+                )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.main.stdout is not None
+        for raw in self.main.stdout:
+            if not raw.startswith(b"SATSCOPE "):
+                self.log.write(raw)
+                continue
+            msg = json.loads(raw[9:])
+            kind = msg.pop("kind")
+            if kind == "progress":
+                self.progress = msg
+            elif kind == "final":
+                self.final = msg
+            elif kind == "start":
+                self.start = msg
+            else:
+                self.errors.append(msg.get("message", str(msg)))
+
+    def signal(self, sig: int) -> None:
+        for p in [self.main, *self.workers]:
+            if p.poll() is None:
+                p.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> int | None:
+        try:
+            code = self.main.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop_process(self.main, 5)
+            code = None
+        for w in self.workers:
+            stop_process(w, 10)
+        self._reader.join(timeout=5)
+        self.log.close()
+        return code
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_serve(plan: RunPlan, run_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    log = open(run_dir / "serve.log", "ab")  # noqa: SIM115
+    cmd = [
+        sys.executable,
+        "-m",
+        "satscope",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *(plan.serve_flags or []),
+    ]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, 300, proc)
+    except BaseException:  # including Ctrl-C while the model loads: never leave the server behind
+        stop_process(proc, 10)
+        raise
+    return proc, url
+
+
+def start_probes(plan: RunPlan, run_dir: Path, server_pid: int | None, notes: list[str]) -> subprocess.Popen | None:
+    if not plan.probes:
+        return None
+    if importlib.util.find_spec("probes.__main__") is None:
+        notes.append("probes were not run: the probes package has no `python -m probes` entry point yet")
+        return None
+    cmd = [
+        sys.executable,
+        "-m",
+        "probes",
+        "--target",
+        plan.config.target_url,
+        "--out",
+        str(run_dir),
+        "--duration",
+        str(plan.config.shape_obj().duration_s + 120),
+    ]
+    if server_pid is not None:
+        cmd += ["--server-pid", str(server_pid)]
+    if plan.probes_no_gpu:
+        cmd.append("--no-gpu")
+    log = open(run_dir / "probes.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        notes.append(f"probes failed to start (exit code {proc.returncode}; see probes.log)")
+        return None
+    return proc
