@@ -136,10 +136,13 @@ def _finish(
         # stopped before its first flush: empty files with the contract's schemas keep the run readable
         write_run_files(run_dir, RunStore(), shape, origin)
     if (run_dir / REQUESTS_FILE).exists():
-        req = pq.read_table(run_dir / REQUESTS_FILE, columns=["status", "token_mismatch"]).to_pydict()
+        req = pq.read_table(run_dir / REQUESTS_FILE, columns=["status", "error", "token_mismatch"]).to_pydict()
         v["target_errors"] = sum(1 for s in req["status"] if s != "ok")
         v["token_mismatches"] = sum(req["token_mismatch"])
         lg["records_written"] = len(req["status"])
+        if v["target_errors"]:
+            first = next(f"{s}: {e}" for s, e in zip(req["status"], req["error"], strict=True) if s != "ok")
+            console.print(f"{v['target_errors']} of {len(req['status'])} requests failed; the first: {first[:300]}")
         if v["token_mismatches"]:
             notes.append(f"{v['token_mismatches']} requests: usage output_tokens differs from chunks counted")
     if (run_dir / LOADGEN_FILE).exists():

@@ -51,7 +51,7 @@ _REQUEST_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("request_id", "string", False),
     ("worker", "string", False),
     ("stage", "string", False),
-    ("offered_load", "float64", True),
+    ("offered_load", "float64", False),
     ("endpoint", "string", False),
     ("stream", "bool", False),
     ("intended_start", "float64", False),

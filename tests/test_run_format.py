@@ -17,9 +17,6 @@ import pytest
 from satscope import run_format as rf
 from tests.loadgen.conftest import fake_server, run_satscope
 
-# run_format.py declares offered_load nullable while the doc's table does not say "nullable"; the load
-# generator never writes a null there (checked below). Reported to the owners of both files.
-_KNOWN_DRIFT = {"offered_load"}
 DOC = Path(__file__).resolve().parents[1] / "docs" / "run-format.md"
 _MANIFEST_FIELDS = (
     "format_version",
@@ -78,8 +75,7 @@ def test_code_schemas_match_the_doc(heading: str, schema) -> None:
     arrow_name = {"double": "float64", "string": "string", "int32": "int32", "bool": "bool"}
     for (name, kind), field in zip(doc, schema(), strict=True):
         assert kind.split(",")[0].split(" (")[0].strip() == arrow_name[str(field.type)], name
-        if name not in _KNOWN_DRIFT:
-            assert field.nullable == ("nullable" in kind), name
+        assert field.nullable == ("nullable" in kind), name
 
 
 @pytest.mark.parametrize(
