@@ -91,6 +91,7 @@ def base_manifest(run_id: str, command: list[str], config: dict[str, Any], targe
         "loadgen": {
             "requests_sent": 0,
             "records_written": 0,
+            "calibration_requests": 0,
             "workers": config.get("workers", 0),
             "worker_clock_offsets_s": {},
             "cpu_max": None,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.calibrate import CALIBRATION_REQUESTS
 from loadgen.manifest import base_manifest, redact_command, write_manifest
 from loadgen.output import write_run_files
 from loadgen.plan import RunPlan
@@ -66,11 +67,15 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
             cfg.target_url = url
         if not cfg.model:
             cfg.model = served_model(cfg.target_url, plan.api_key)
+        calibration_note = _calibrate_prompts(plan)
         shape = cfg.shape_obj()
         serve_flags = redact_command(plan.serve_flags or [], plan.api_key)  # --serve-arg=--api-key=...
         served_by = "external" if server is None else " ".join(["satscope serve", *serve_flags])
         target = {"url": cfg.target_url, "endpoint": cfg.endpoint, "model": cfg.model, "served_by": served_by}
         manifest = base_manifest(run_dir.name, plan.command, {**cfg.to_json(), **plan.extra_config}, target)
+        manifest["loadgen"]["calibration_requests"] = 0 if cfg.workload.get("dataset") else CALIBRATION_REQUESTS
+        if calibration_note:
+            manifest["validity"]["notes"].append(calibration_note)
         write_manifest(run_dir, manifest)
         config_path = run_dir / ".loadgen_config.json"
         cfg.save(config_path)
@@ -103,6 +108,20 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         manifest["validity"]["notes"].append(f"finishing the run failed: {type(exc).__name__}: {exc}")
         write_manifest(run_dir, manifest)
         raise
+
+
+def _calibrate_prompts(plan: RunPlan) -> str | None:
+    """Scale synthetic prompts to the target's tokenizer; a note when it could not be measured."""
+    from loadgen.calibrate import tokens_per_word
+
+    cfg = plan.config
+    if cfg.workload.get("dataset"):
+        return None  # dataset prompts are sent as they are
+    tpw = tokens_per_word(cfg.target_url, cfg.endpoint, cfg.model, plan.api_key, timeout_s=min(cfg.timeout_s, 30.0))
+    if tpw is None:
+        return "prompt lengths not calibrated: the target reported no usage.prompt_tokens; 1 word = 1 token assumed"
+    cfg.workload["tokens_per_word"] = tpw
+    return None
 
 
 def _finish(
@@ -177,12 +196,12 @@ def _finish(
         manifest["status"] = "failed"
         notes.append(f"the load generator exited with code {code}; see locust.log")
     write_manifest(run_dir, manifest)
-    if plan.report and manifest["status"] != "failed":
-        _report(run_dir, manifest, console)
+    if plan.report and lg["records_written"]:
+        _report(run_dir, manifest, plan.slos, console)  # a failed run's report shows what went wrong
     return (0 if manifest["status"] == "complete" else 1), run_dir
 
 
-def _report(run_dir: Path, manifest: dict[str, Any], console: Any) -> None:
+def _report(run_dir: Path, manifest: dict[str, Any], slos: list[str], console: Any) -> None:
     try:
         from reports import build_report  # type: ignore[attr-defined]
     except ImportError:
@@ -190,7 +209,7 @@ def _report(run_dir: Path, manifest: dict[str, Any], console: Any) -> None:
         write_manifest(run_dir, manifest)
         return
     try:
-        result = build_report(run_dir, out=None, slos=None)
+        result = build_report(run_dir, out=None, slos=slos or None)
     except Exception as exc:  # the run is valid without a report; say why there is none
         manifest["validity"]["notes"].append(f"report failed: {type(exc).__name__}: {exc}")
         write_manifest(run_dir, manifest)

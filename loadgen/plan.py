@@ -24,4 +24,5 @@ class RunPlan:
     master_bind_host: str = "127.0.0.1"
     master_port: int = 0  # 0: pick a free port
     live: bool = True
+    slos: list[str] = field(default_factory=list)  # passed to the report's goodput
     extra_config: dict[str, Any] = field(default_factory=dict)

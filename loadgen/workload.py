@@ -17,7 +17,15 @@ from typing import Any
 
 from satscope.errors import SatscopeError
 
-__all__ = ["DISTRIBUTIONS", "LengthDist", "RequestSpec", "Workload", "WorkloadConfig", "load_sharegpt"]
+__all__ = [
+    "DISTRIBUTIONS",
+    "LengthDist",
+    "RequestSpec",
+    "Workload",
+    "WorkloadConfig",
+    "load_sharegpt",
+    "synthetic_words",
+]
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal")
 _WORDS = tuple(
@@ -140,8 +148,11 @@ class WorkloadConfig:
     dataset: str | None = None
     ignore_eos: bool = True
     seed: int = 0
+    tokens_per_word: float = 1.0  # the target's tokens per synthetic word (loadgen/calibrate.py)
 
     def __post_init__(self) -> None:
+        if not 0.05 <= self.tokens_per_word <= 64:
+            raise SatscopeError(f"tokens_per_word={self.tokens_per_word} is implausible", "expected 0.05 to 64")
         if self.prefix_groups < 0 or self.prefix_tokens < 0:
             raise SatscopeError("prefix groups and prefix tokens must be >= 0", "use 0 to turn prefixes off")
         if (self.prefix_groups > 0) != (self.prefix_tokens > 0):
@@ -156,6 +167,7 @@ class WorkloadConfig:
             "dataset": self.dataset,
             "ignore_eos": self.ignore_eos,
             "seed": self.seed,
+            "tokens_per_word": self.tokens_per_word,
         }
 
     @classmethod
@@ -168,6 +180,7 @@ class WorkloadConfig:
             dataset=d["dataset"],
             ignore_eos=d["ignore_eos"],
             seed=d["seed"],
+            tokens_per_word=d.get("tokens_per_word", 1.0),
         )
 
 
@@ -224,7 +237,7 @@ class Workload:
         self.config = config
         self._rng = random.Random(f"{config.seed}/{stream_id}")
         prefix_rng = random.Random(f"{config.seed}/prefixes")  # same groups in every process
-        self._prefixes = [_words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)]
+        self._prefixes = [self._words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)]
         self._dataset = load_sharegpt(config.dataset) if config.dataset else None
         if self._dataset:
             self._rng.shuffle(self._dataset)
@@ -242,10 +255,15 @@ class Workload:
         if self._prefixes:
             parts.append(self._prefixes[rng.randrange(len(self._prefixes))])
             n_in = max(n_in - cfg.prefix_tokens, 1)
-        parts.append(_words(rng, n_in))
+        parts.append(self._words(rng, n_in))
         total = n_in + (cfg.prefix_tokens if self._prefixes else 0)
         return RequestSpec(prompt=" ".join(parts), input_tokens=total, max_tokens=cfg.output_len.sample(rng))
 
 
-def _words(rng: random.Random, n: int) -> str:
+    def _words(self, rng: random.Random, n_tokens: int) -> str:
+        return synthetic_words(rng, max(1, round(n_tokens / self.config.tokens_per_word)))
+
+
+def synthetic_words(rng: random.Random, n: int) -> str:
+    """``n`` short common words: one token each for the BPE tokenizers we know."""
     return " ".join(rng.choice(_WORDS) for _ in range(n))

@@ -120,6 +120,18 @@ def run(
         bool, typer.Option("--no-report", help="Do not build the report.", rich_help_panel=_RUN)
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No live progress.", rich_help_panel=_RUN)] = False,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(help="Goodput SLO for the report, repeatable: ttft=0.5, itl=50ms.", rich_help_panel=_RUN),
+    ] = None,
+    gate: Annotated[
+        Path | None,
+        typer.Option(help="After the report, judge the run with this rules file (see `satscope gate`).",
+                     rich_help_panel=_RUN),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Baseline run directory for --gate regression rules.", rich_help_panel=_RUN)
+    ] = None,
 ) -> None:
     """Drive a server with a traffic shape; time every token; write runs/NAME/."""
     from satscope.errors import SatscopeError
@@ -139,6 +151,21 @@ def run(
         raise typer.Exit(subprocess.call(cmd))
     if serve == (target is not None):
         raise SatscopeError("give exactly one of --target URL and --serve", "e.g. --target http://127.0.0.1:8000")
+    if (gate is not None or baseline is not None) and no_report:
+        raise SatscopeError("--gate needs the report", "drop --no-report")
+    if baseline is not None and gate is None:
+        raise SatscopeError("--baseline is only used with --gate", "add --gate RULES.toml")
+    gate_config = None
+    if gate is not None:
+        from reports.gates import load_rules
+
+        gate_config = load_rules(gate)  # a bad rules file fails now, before any load
+        if baseline is not None and not (baseline / "run.json").exists():
+            raise SatscopeError(f"baseline {baseline} is not a run directory", "pass a runs/NAME of an earlier run")
+    if slo:
+        from reports import parse_slos
+
+        parse_slos(slo)  # one-line error for a bad SLO before any load
     if master and workers < 1:
         raise SatscopeError("--master needs --workers N (the remote workers to wait for)", "e.g. --workers 2")
     from rich.console import Console
@@ -201,8 +228,16 @@ def run(
         master_bind_host="*" if master else "127.0.0.1",
         master_port=master_port if master else 0,
         live=not quiet,
+        slos=list(slo or []),
     )
     console = Console(stderr=True)
     code, path = execute(plan, console)
     console.print(f"run directory: {path}")
+    if gate_config is not None:
+        from reports.gates import append_step_summary, evaluate, print_table
+
+        result = evaluate(path, gate_config, baseline)
+        print_table(result)
+        append_step_summary(result)
+        code = code or (0 if result.passed else 1)
     raise typer.Exit(code)

@@ -66,6 +66,7 @@ class FakeServer:
     itl_s: float = 0.008
     mode: str = "normal"
     served: int = 0
+    calibrations: int = 0
     records: dict[str, dict] = field(default_factory=dict)
     _heap: list = field(default_factory=list)
     _wake: asyncio.Event | None = None
@@ -93,8 +94,14 @@ class FakeServer:
         if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return self._respond(w, 404, b'{"error":{"message":"not found"}}')
         received = time.perf_counter()
-        self.served += 1
         req = json.loads(body)
+        if headers.get("x-satscope-calibration"):  # `satscope run` measuring tokens per word: not load
+            self.calibrations += 1
+            words = len(str(req.get("prompt", req.get("messages", ""))).split())
+            usage = {"prompt_tokens": words, "completion_tokens": 1, "total_tokens": words + 1}
+            answer = {"choices": [{"index": 0, "text": " tok"}], "usage": usage}
+            return self._respond(w, 200, json.dumps(answer).encode())
+        self.served += 1
         mode = headers.get("x-fake-mode", self.mode)
         if mode == "mixed":
             mode = _MIXED[(self.served - 1) % len(_MIXED)]
