@@ -14,8 +14,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed
 
-__all__ = ["RawConnection"]
+__all__ = ["MAX_LINE_BYTES", "LineTooLongError", "RawConnection"]
+
+# An SSE event is a few hundred bytes; a line this long is a broken or hostile target.
+MAX_LINE_BYTES = 1 << 20
+
+
+class LineTooLongError(ValueError):
+    """The target sent a body line longer than MAX_LINE_BYTES."""
 
 
 class RawConnection:
@@ -49,9 +57,34 @@ class RawConnection:
         """The next raw line of the body including its ``\\n``; ``b""`` once the body is complete.
 
         Raises geventhttpclient's ``HTTPParseError`` (a subclass of ``OSError`` is not promised)
-        when the connection drops mid-body.
+        when the connection drops mid-body, and LineTooLongError past MAX_LINE_BYTES.
+
+        geventhttpclient's own ``readline`` has no limit and rescans its whole buffer after every
+        read: one endless line (a hostile target) took minutes of CPU inside a single greenlet, so
+        no timeout could fire and the process stopped writing records. This is the same loop over
+        the same buffer, scanning only the new bytes and bounded.
         """
-        return response.readline(b"\n")
+        buf = response._body_buffer
+        scanned = 0
+        while True:
+            end = buf.find(b"\n", scanned)
+            if end >= 0:
+                line = bytes(buf[: end + 1])
+                del buf[: end + 1]
+                return line
+            scanned = len(buf)
+            if scanned > MAX_LINE_BYTES:
+                raise LineTooLongError(f"a line longer than {MAX_LINE_BYTES} bytes without a newline")
+            if response.message_complete:
+                return b""
+            sock = response._sock
+            if sock is None:
+                raise HTTPConnectionClosed("connection closed.")
+            try:
+                response.feed(sock.recv(response.block_size))
+            except BaseException:
+                response.release()
+                raise
 
     @staticmethod
     def read_rest(response: Any) -> bytes:

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadgen.shapes import Shape
 from loadgen.workload import WorkloadConfig
@@ -43,8 +44,7 @@ class LoadgenConfig:
     locust_csv: bool = True
 
     def __post_init__(self) -> None:
-        if not self.target_url.startswith(("http://", "https://")):
-            raise SatscopeError(f"target {self.target_url!r} is not an http(s) URL", "e.g. http://127.0.0.1:8000")
+        _check_target_url(self.target_url)
         if self.endpoint not in ENDPOINTS:
             raise SatscopeError(f"endpoint {self.endpoint!r} unknown", f"use one of {sorted(ENDPOINTS)}")
         if self.timeout_s <= 0 or self.stop_timeout_s < 0:
@@ -77,3 +77,18 @@ class LoadgenConfig:
     @classmethod
     def load(cls, path: str | Path) -> LoadgenConfig:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def _check_target_url(url: str) -> None:
+    """An http(s) URL with a host and a valid port, and no credentials (they would be written into
+    run.json with the URL; the key goes in --api-key)."""
+    example = "e.g. http://127.0.0.1:8000"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise SatscopeError(f"target {url!r} is not an http(s) URL with a host and port", example)
+    if parts.username is not None or parts.password is not None:
+        raise SatscopeError(f"target {parts.hostname!r}: credentials in the URL", "pass the key with --api-key")

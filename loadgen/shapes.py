@@ -220,24 +220,33 @@ def _stage_from_table(i: int, t: dict[str, Any], p: Path) -> Stage:
     kind = "closed" if "users" in t else "open"
     value = t.get("users", t.get("rate"))
     profile, load_end = "hold", None
+    where = f"stages file {p}: stage {i + 1}"
     if isinstance(value, dict):
         if "from" not in value or "to" not in value:
-            raise SatscopeError(f"stages file {p}: stage {i + 1} ramp needs from and to", "{from=1, to=8}")
-        profile, load, load_end = "linear", float(value["from"]), float(value["to"])
+            raise SatscopeError(f"{where} ramp needs from and to", "{from=1, to=8}")
+        profile = "linear"
+        load, load_end = _number(value["from"], "from", where), _number(value["to"], "to", where)
     else:
-        load = float(value)
+        load = _number(value, "users" if kind == "closed" else "rate", where)
     if "amplitude" in t:
         profile = "sine"
     return Stage(
         name=str(t.get("name", f"stage-{i + 1}")),
-        duration_s=float(t.get("duration_s", 0)),
+        duration_s=_number(t.get("duration_s", 0), "duration_s", where),
         load=load,
         kind=kind,
         profile=profile,
         load_end=load_end,
-        amplitude=float(t.get("amplitude", 0.0)),
-        period_s=float(t.get("period_s", 60.0)),
-        spawn_rate=None if "spawn_rate" not in t else float(t["spawn_rate"]),
+        amplitude=_number(t.get("amplitude", 0.0), "amplitude", where),
+        period_s=_number(t.get("period_s", 60.0), "period_s", where),
+        spawn_rate=None if "spawn_rate" not in t else _number(t["spawn_rate"], "spawn_rate", where),
         arrival=str(t.get("arrival", "poisson")),
-        arrival_cv=float(t.get("cv", 1.0)),
+        arrival_cv=_number(t.get("cv", 1.0), "cv", where),
     )
+
+
+def _number(value: Any, key: str, where: str) -> float:
+    """A finite TOML number; anything else (a string, a table, true, nan, inf) is a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SatscopeError(f"{where}: {key} must be a finite number, got {value!r}", f"write {key} = 4")
+    return float(value)

@@ -72,7 +72,15 @@ def parse_line(line: bytes, chat: bool) -> SseEvent:
     for choice in choices:
         if not isinstance(choice, dict):
             return SseEvent(LineKind.MALFORMED, error="a choice is not an object")
-        text = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
+        if chat:
+            delta = choice.get("delta")
+            if delta is not None and not isinstance(delta, dict):
+                return SseEvent(LineKind.MALFORMED, error="a choice's delta is not an object")
+            text = delta.get("content") if delta else None
+        else:
+            text = choice.get("text")
+        if text is not None and not isinstance(text, str):
+            return SseEvent(LineKind.MALFORMED, error="a choice's text is not a string")
         if text:
             has_content = True
     if usage is None:

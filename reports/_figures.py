@@ -21,6 +21,7 @@ TIMELINE = (  # (column, axis title) in the order of the shared-time-axis timeli
     ("offered_load", "offered load"),
     ("output_tokens_per_s", "output tokens/s"),
     ("ttft_p99_s", "TTFT p99 (s)"),
+    ("error_rate", "error rate"),  # an outage of the target shows here, on the same time axis
     ("kv_cache_usage", "KV-cache fill"),
     ("requests_waiting", "waiting requests"),
     ("preemptions_per_s", "preemptions/s"),

@@ -7,6 +7,7 @@ pyarrow is imported inside the functions that need it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -115,11 +116,28 @@ def labels_to_str(labels: dict[str, Any] | None) -> str:
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
+def _temp_beside(target: Path) -> tuple[int, str]:
+    """A temp file next to ``target`` with the permissions a plain ``open()`` would give (umask applied)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is meant to be shared
+    return fd, tmp
+
+
+@functools.cache
+def _umask() -> int:
+    # Read, not set-and-restore: os.umask() changes the whole process, and writers run in threads.
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        return 0o022
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same directory and ``os.replace``."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -143,8 +161,7 @@ def write_parquet_atomic(path: str | os.PathLike[str], table: pa.Table) -> Path:
     import pyarrow.parquet as pq
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = _temp_beside(target)
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")

@@ -196,14 +196,14 @@ def build_app(engine: LLMEngine) -> FastAPI:
             )
         )
 
-    @app.post("/v1/completions", **generation_route_docs(False, max_tokens_limit, vocab_size))
+    @app.post("/v1/completions", **generation_route_docs(False, model_name, max_tokens_limit, vocab_size))
     async def completions(request: Request) -> Response:
         arrival = time.monotonic()
         authorize(request)
         req = parse_completion(await read_json(request), max_tokens_limit)
         return await generate(request, req, False, f"cmpl-{uuid.uuid4().hex}", arrival)
 
-    @app.post("/v1/chat/completions", **generation_route_docs(True, max_tokens_limit, vocab_size))
+    @app.post("/v1/chat/completions", **generation_route_docs(True, model_name, max_tokens_limit, vocab_size))
     async def chat_completions(request: Request) -> Response:
         arrival = time.monotonic()
         authorize(request)

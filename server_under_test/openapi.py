@@ -47,11 +47,15 @@ _USAGE = {
 }
 
 
-def _sampling_fields(max_tokens_limit: int) -> dict[str, Any]:
+# stream_options is allowed only with stream=true (otherwise a 400 names the field).
+_STREAM_OPTIONS_NEED_STREAM = {"stream_options": {"required": ["stream"], "properties": {"stream": {"const": True}}}}
+
+
+def _sampling_fields(model: str, max_tokens_limit: int) -> dict[str, Any]:
     max_tokens = {"type": "integer", "minimum": 1, "maximum": max_tokens_limit}
     non_empty = {"type": "string", "minLength": 1}
     return {
-        "model": {"type": "string"},
+        "model": {"type": "string", "enum": [model], "description": "the served model; any other is a 404"},
         "max_tokens": max_tokens,
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
@@ -59,13 +63,12 @@ def _sampling_fields(max_tokens_limit: int) -> dict[str, Any]:
         "n": {"type": "integer", "minimum": 1, "maximum": 1},
         "stop": {"oneOf": [non_empty, {"type": "array", "items": non_empty, "minItems": 1, "maxItems": 4}]},
         "stream": {"type": "boolean"},
-        # Allowed only with stream=true; otherwise a 400 names the field.
         "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
         "ignore_eos": {"type": "boolean"},
     }
 
 
-def _completion_request(max_tokens_limit: int, vocab_size: int) -> dict[str, Any]:
+def _completion_request(model: str, max_tokens_limit: int, vocab_size: int) -> dict[str, Any]:
     text = {"type": "string", "minLength": 1}
     ids = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": vocab_size - 1}, "minItems": 1}
     return {
@@ -81,12 +84,13 @@ def _completion_request(max_tokens_limit: int, vocab_size: int) -> dict[str, Any
                     {"type": "array", "items": ids, "minItems": 1, "maxItems": 1},
                 ],
             },
-            **_sampling_fields(max_tokens_limit),
+            **_sampling_fields(model, max_tokens_limit),
         },
+        "dependentSchemas": _STREAM_OPTIONS_NEED_STREAM,
     }
 
 
-def _chat_request(max_tokens_limit: int) -> dict[str, Any]:
+def _chat_request(model: str, max_tokens_limit: int) -> dict[str, Any]:
     part = {
         "type": "object",
         "required": ["type", "text"],
@@ -100,7 +104,7 @@ def _chat_request(max_tokens_limit: int) -> dict[str, Any]:
             "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": part}]},
         },
     }
-    fields = _sampling_fields(max_tokens_limit)
+    fields = _sampling_fields(model, max_tokens_limit)
     return {
         "type": "object",
         "required": ["messages"],
@@ -109,7 +113,15 @@ def _chat_request(max_tokens_limit: int) -> dict[str, Any]:
             "max_completion_tokens": fields["max_tokens"],
             **fields,
         },
+        "dependentSchemas": _STREAM_OPTIONS_NEED_STREAM,
     }
+
+
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "pattern": r"^(\[DONE\]|\{.*\})$", "description": "a JSON chunk"}},
+}
 
 
 def _completion_response(chat: bool) -> dict[str, Any]:
@@ -125,16 +137,17 @@ def _completion_response(chat: bool) -> dict[str, Any]:
     }
 
 
-def generation_route_docs(chat: bool, max_tokens_limit: int, vocab_size: int) -> dict[str, Any]:
+def generation_route_docs(chat: bool, model: str, max_tokens_limit: int, vocab_size: int) -> dict[str, Any]:
     """Keyword arguments for `app.post(...)`: the request body and every response the route gives."""
-    body = _chat_request(max_tokens_limit) if chat else _completion_request(max_tokens_limit, vocab_size)
+    body = _chat_request(model, max_tokens_limit) if chat else _completion_request(model, max_tokens_limit, vocab_size)
     error = {"application/json": {"schema": ERROR_SCHEMA}}
     responses: dict[int | str, dict[str, Any]] = {
         "200": {
             "description": "the completion (JSON), or with stream=true server-sent events ending in [DONE]",
             "content": {
                 "application/json": {"schema": _completion_response(chat)},
-                "text/event-stream": {"schema": {"type": "string"}},
+                # Before OpenAPI 3.2 (no itemSchema), an event-stream schema describes each event.
+                "text/event-stream": {"schema": _SSE_EVENT},
             },
         },
         **{status: {"description": why, "content": error} for status, why in _ERRORS.items()},

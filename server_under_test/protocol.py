@@ -68,13 +68,23 @@ def _number(body: dict[str, Any], name: str, default: float, lo: float, hi: floa
     return float(value)
 
 
+def _integral(value: Any) -> int | None:
+    """``value`` as an int if it is one; JSON (and JSON Schema) count 2.0 as the integer 2."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
 def _optional_int(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = _integral(value)
+    if number is None:
         raise ApiError(400, f"'{name}' must be an integer", name)
-    return value
+    return number
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:
@@ -143,8 +153,8 @@ def parse_completion(body: Any, max_tokens_limit: int) -> GenerationRequest:
     text, ids = None, None
     if isinstance(prompt, str):
         text = prompt
-    elif isinstance(prompt, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
-        ids = prompt
+    elif isinstance(prompt, list) and all(_integral(t) is not None for t in prompt):
+        ids = [_integral(t) for t in prompt]
     elif prompt is None:
         raise ApiError(400, "'prompt' is required", "prompt")
     else:

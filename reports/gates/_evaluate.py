@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reports.gates._errors import GateInputError
 from reports.gates._noise import bootstrap_relative_change, load_rows, sample_for
 from reports.gates._paths import Resolved, resolve
-from reports.gates._rules import GateConfig, GateInputError, Rule
+from reports.gates._rules import GateConfig, Rule
 from satscope.run_format import SUMMARY_FILE
 
 __all__ = ["GateResult", "RuleResult", "evaluate", "load_summary"]
@@ -29,6 +30,7 @@ class RuleResult:
     baseline: float | None = None
     change: float | None = None
     change_ci: tuple[float, float] | None = None
+    skipped: bool = False  # a regression rule without a baseline run: reported, not judged
 
 
 @dataclass(slots=True)
@@ -49,6 +51,7 @@ class GateResult:
             "run_dir": self.run_dir,
             "baseline_dir": self.baseline_dir,
             "failed": sum(not r.passed for r in self.results),
+            "skipped": sum(r.skipped for r in self.results),
             "rules": [asdict(r) for r in self.results],
         }
 
@@ -122,9 +125,7 @@ def _regression(rule: Rule, got: Resolved, base: Resolved, config: GateConfig, r
 
 def evaluate(run_dir: Path, config: GateConfig, baseline_dir: Path | None = None) -> GateResult:
     """Apply every rule of ``config`` to the run (and its baseline for regression rules)."""
-    needs_baseline = [r.name for r in config.rules if r.is_regression]
-    if needs_baseline and baseline_dir is None:
-        raise GateInputError(f"rule(s) {needs_baseline} compare with a baseline", "pass --baseline RUN_DIR")
+    needs_baseline = any(r.is_regression for r in config.rules)
     summary = load_summary(run_dir)
     base_summary = load_summary(baseline_dir) if baseline_dir is not None else None
     rows = None
@@ -138,7 +139,11 @@ def evaluate(run_dir: Path, config: GateConfig, baseline_dir: Path | None = None
         for got in resolve(summary, rule.metric):
             if rule.min is not None or rule.max is not None:
                 result.results.append(_absolute(rule, got))
-            if rule.is_regression:
-                matches = [b for b in resolve(base_summary, got.path)]
-                result.results.append(_regression(rule, got, matches[0], config, rows))
+            if rule.is_regression and base_summary is None:
+                note = "skipped: no --baseline run to compare with"
+                result.results.append(RuleResult(rule.name, got.path, True, _number(got.value), "vs baseline", note,
+                                                 skipped=True))
+            elif rule.is_regression:
+                base = resolve(base_summary, got.path)[0]
+                result.results.append(_regression(rule, got, base, config, rows))
     return result

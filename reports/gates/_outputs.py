@@ -26,7 +26,7 @@ def print_table(result: GateResult) -> None:
     for col in ("rule", "metric", "value", "expected", "result"):
         table.add_column(col, overflow="fold")
     for r in result.results:
-        verdict = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
+        verdict = "[yellow]SKIP[/yellow]" if r.skipped else "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
         expected = r.expected if r.baseline is None else f"{r.expected} ({_value(r.baseline)})"
         table.add_row(r.rule, r.metric, _value(r.value), expected, verdict)
     console = Console()
@@ -35,8 +35,10 @@ def print_table(result: GateResult) -> None:
         if not r.passed:
             console.print(f"[red]FAIL[/red] {r.rule}: {r.message}", markup=True, highlight=False)
     failed = sum(not r.passed for r in result.results)
+    skipped = sum(r.skipped for r in result.results)
     if result.passed:
-        console.print(f"[green]gate passed[/green]: {len(result.results)} check(s)")
+        extra = f", {skipped} skipped (no baseline)" if skipped else ""
+        console.print(f"[green]gate passed[/green]: {len(result.results) - skipped} check(s){extra}")
     else:
         console.print(f"[red]gate failed[/red]: {failed} of {len(result.results)} check(s)")
 
@@ -44,13 +46,15 @@ def print_table(result: GateResult) -> None:
 def to_junit(result: GateResult, path: Path) -> Path:
     """JUnit XML: one <testcase> per check, a <failure> for each that failed."""
     failures = sum(not r.passed for r in result.results)
-    suites = ET.Element("testsuites", name="satscope gate", tests=str(len(result.results)), failures=str(failures))
-    suite = ET.SubElement(
-        suites, "testsuite", name="satscope gate", tests=str(len(result.results)), failures=str(failures), errors="0"
-    )
+    skipped = sum(r.skipped for r in result.results)
+    counts = {"tests": str(len(result.results)), "failures": str(failures)}
+    suites = ET.Element("testsuites", name="satscope gate", **counts)
+    suite = ET.SubElement(suites, "testsuite", name="satscope gate", errors="0", skipped=str(skipped), **counts)
     for r in result.results:
         case = ET.SubElement(suite, "testcase", classname="satscope.gate", name=f"{r.rule} [{r.metric}]")
-        if not r.passed:
+        if r.skipped:
+            ET.SubElement(case, "skipped", message=r.message)
+        elif not r.passed:
             failure = ET.SubElement(case, "failure", message=r.message, type="GateFailure")
             failure.text = r.message
         out = ET.SubElement(case, "system-out")
@@ -64,7 +68,8 @@ def to_markdown(result: GateResult) -> str:
     head = "✅ **satscope gate passed**" if result.passed else "❌ **satscope gate failed**"
     lines = [head, "", "| rule | metric | value | expected | result | detail |", "|---|---|---|---|---|---|"]
     for r in result.results:
-        cells = [r.rule, f"`{r.metric}`", _value(r.value), r.expected, "pass" if r.passed else "**FAIL**", r.message]
+        outcome = "skipped" if r.skipped else "pass" if r.passed else "**FAIL**"
+        cells = [r.rule, f"`{r.metric}`", _value(r.value), r.expected, outcome, r.message]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

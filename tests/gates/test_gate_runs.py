@@ -107,7 +107,7 @@ def test_pass_and_fail_exit_codes_with_junit_and_markdown(runs: dict[str, Path],
     [
         (["{missing}", "--rules", "{ok}"], "does not exist"),
         (["{a}", "--rules", "{missing}"], "does not exist"),
-        (["{a}", "--rules", "{regression}"], "--baseline"),
+        (["{a}", "--rules", "{regression}", "--baseline", "{missing}"], "does not exist"),
         (["{a}", "--rules", "{badpath}"], "no item named 'users-999'"),
     ],
 )
@@ -121,6 +121,19 @@ def test_unusable_input_exits_2_with_one_line(runs: dict[str, Path], tmp_path: P
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
+
+
+def test_regression_rules_without_a_baseline_are_skipped_not_failed(runs: dict[str, Path], tmp_path: Path) -> None:
+    rules, junit = tmp_path / "reg.toml", tmp_path / "gate.xml"
+    rules.write_text(REGRESSION)
+    proc = _gate(runs["a"], "--rules", rules, "--junit", junit, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdict = json.loads(proc.stdout)
+    assert verdict["passed"] and verdict["skipped"] == len(verdict["rules"]) >= 2
+    assert all("no --baseline" in r["message"] for r in verdict["rules"])
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("skipped") == str(verdict["skipped"])
+    assert len(suite.findall("testcase/skipped")) == verdict["skipped"]
 
 
 def test_two_runs_of_the_same_build_pass_against_each_other(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -56,12 +56,21 @@ def test_openapi_publishes_the_request_schemas(server: ServerProcess) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("route", ROUTES)
 def test_fuzzed_bodies_never_5xx_and_errors_are_openai_shaped(server: ServerProcess, route: str) -> None:
-    from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
+    from schemathesis.checks import (
+        content_type_conformance,
+        negative_data_rejection,
+        not_a_server_error,
+        positive_data_acceptance,
+        response_schema_conformance,
+    )
 
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     operation = schema.find_operation_by_path("POST", route)
     statuses: Counter[int] = Counter()
     for mode in schemathesis.GenerationMode:
+        # Schema-valid bodies must be served, schema-invalid ones refused: the schema is the contract.
+        positive = mode == schemathesis.GenerationMode.POSITIVE
+        acceptance = positive_data_acceptance if positive else negative_data_rejection
 
         @settings(
             max_examples=MAX_EXAMPLES,
@@ -71,12 +80,13 @@ def test_fuzzed_bodies_never_5xx_and_errors_are_openai_shaped(server: ServerProc
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy(generation_mode=mode))
-        def run_case(case: Any) -> None:
+        def run_case(case: Any, acceptance: Any = acceptance) -> None:
             response = case.call(base_url=server.url, timeout=60)
             statuses[response.status_code] += 1
             assert response.status_code < 500, (response.status_code, case.body, response.text[:300])
             case.validate_response(
-                response, checks=[not_a_server_error, content_type_conformance, response_schema_conformance]
+                response,
+                checks=[not_a_server_error, content_type_conformance, response_schema_conformance, acceptance],
             )
             if 400 <= response.status_code < 500:
                 _check_error_shape(response)
