@@ -54,7 +54,7 @@ _STREAM_OPTIONS_NEED_STREAM = {"stream_options": {"required": ["stream"], "prope
 def _sampling_fields(model: str, max_tokens_limit: int) -> dict[str, Any]:
     max_tokens = {"type": "integer", "minimum": 1, "maximum": max_tokens_limit}
     non_empty = {"type": "string", "minLength": 1}
-    return {
+    fields = {
         "model": {"type": "string", "enum": [model], "description": "the served model; any other is a 404"},
         "max_tokens": max_tokens,
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
@@ -63,9 +63,15 @@ def _sampling_fields(model: str, max_tokens_limit: int) -> dict[str, Any]:
         "n": {"type": "integer", "minimum": 1, "maximum": 1},
         "stop": {"oneOf": [non_empty, {"type": "array", "items": non_empty, "minItems": 1, "maxItems": 4}]},
         "stream": {"type": "boolean"},
-        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        "stream_options": {"type": "object", "properties": {"include_usage": _nullable({"type": "boolean"})}},
         "ignore_eos": {"type": "boolean"},
     }
+    # As in OpenAI's API, null means "the default" for every optional field.
+    return {name: _nullable(schema) for name, schema in fields.items()}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def _completion_request(model: str, max_tokens_limit: int, vocab_size: int) -> dict[str, Any]:

@@ -137,7 +137,10 @@ def _common(body: Any, max_tokens_limit: int) -> tuple[str | None, int | None, S
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise ApiError(400, "'stream_options' must be an object", "stream_options")
-    include_usage = bool(options and options.get("include_usage"))
+    include_usage = (options or {}).get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise ApiError(400, "'stream_options.include_usage' must be true or false", "stream_options")
+    include_usage = bool(include_usage)
     if include_usage and not stream:
         raise ApiError(400, "'stream_options' is only allowed with stream=true", "stream_options")
     return model, max_tokens, params, stream, include_usage
