@@ -12,7 +12,8 @@ Every second it samples the server's RSS. At the end it checks:
 - RSS growth after warm-up (the first `--warmup-fraction` of the run) under 5 %;
 - the KV pool back to 0 % with nothing running or waiting;
 - zero lost records: the load generator's requests sent = its records written = rows in
-  requests.parquet, and those rows plus the disconnector's requests = the requests the server
+  requests.parquet, and those rows plus the disconnector's requests plus satscope run's two
+  calibration requests (`run.json` `loadgen.calibration_requests`) = the requests the server
   counted (`satscope_requests_total` over every finish reason, plus `satscope_requests_rejected_total`).
 
 Prints a JSON summary and a Markdown table; exit code 0 when every check passes.
@@ -154,7 +155,10 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "running_end": h["num_requests_running"],
         "waiting_end": h["num_requests_waiting"],
     }
-    lost = int(result["loadgen_requests_sent"]) + counts["sent"] - int(server_counted)
+    # satscope run asks the target twice for its tokens per word before the load: not records
+    calibration = int(loadgen.get("calibration_requests") or 0)
+    result["calibration_requests"] = calibration
+    lost = int(result["loadgen_requests_sent"]) + calibration + counts["sent"] - int(server_counted)
     result["lost"] = lost
     result["checks"] = {
         "rss_growth_under_5pct": float(result["rss_growth"]) < RSS_GROWTH_LIMIT,
@@ -178,6 +182,7 @@ def _markdown(r: dict[str, object]) -> str:
          f"{r['loadgen_records_written']} / {r['requests_parquet_rows']}"),
         ("record statuses", json.dumps(r["record_statuses"])),
         ("disconnecting clients", str(r["disconnector_requests"])),
+        ("calibration requests (before the load, not records)", str(r["calibration_requests"])),
         ("server counted (finished + rejected) / aborted", f"{r['server_counted']} / {r['server_aborted']}"),
         ("lost records", str(r["lost"])),
         ("server RSS warm → end (max after warm-up), MiB",

@@ -20,7 +20,7 @@ import gevent
 from gevent.pool import Group
 from geventhttpclient.response import HTTPParseError
 
-from loadgen._raw_stream import LineTooLongError, RawConnection
+from loadgen._raw_stream import RawConnection, TooLargeError
 from loadgen.arrivals import arrival_times
 from loadgen.config import LoadgenConfig
 from loadgen.records import WorkerBuffer
@@ -114,7 +114,7 @@ class LoadgenProcess:
                     status = "ok" if error is None else "malformed"
         except _RequestTimeout:
             status, error, broken = "timeout", f"no complete response within {cfg.timeout_s} s", True
-        except LineTooLongError as exc:
+        except TooLargeError as exc:
             status, error, broken = "malformed", str(exc), True
         except TimeoutError as exc:  # a socket-level timeout (connect or read), before --timeout
             status, error, broken = "timeout", f"{type(exc).__name__}: {exc}", True

@@ -16,14 +16,16 @@ from urllib.parse import urlsplit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed
 
-__all__ = ["MAX_LINE_BYTES", "LineTooLongError", "RawConnection"]
+__all__ = ["MAX_BODY_BYTES", "MAX_LINE_BYTES", "RawConnection", "TooLargeError"]
 
-# An SSE event is a few hundred bytes; a line this long is a broken or hostile target.
+# An SSE event is a few hundred bytes and a whole completion a few MB at most: beyond these the
+# target is broken or hostile, and reading on would only fill the load generator's memory.
 MAX_LINE_BYTES = 1 << 20
+MAX_BODY_BYTES = 64 << 20
 
 
-class LineTooLongError(ValueError):
-    """The target sent a body line longer than MAX_LINE_BYTES."""
+class TooLargeError(ValueError):
+    """The target sent a line longer than MAX_LINE_BYTES or a body larger than MAX_BODY_BYTES."""
 
 
 class RawConnection:
@@ -57,7 +59,7 @@ class RawConnection:
         """The next raw line of the body including its ``\\n``; ``b""`` once the body is complete.
 
         Raises geventhttpclient's ``HTTPParseError`` (a subclass of ``OSError`` is not promised)
-        when the connection drops mid-body, and LineTooLongError past MAX_LINE_BYTES.
+        when the connection drops mid-body, and TooLargeError past MAX_LINE_BYTES.
 
         geventhttpclient's own ``readline`` has no limit and rescans its whole buffer after every
         read: one endless line (a hostile target) took minutes of CPU inside a single greenlet, so
@@ -74,7 +76,7 @@ class RawConnection:
                 return line
             scanned = len(buf)
             if scanned > MAX_LINE_BYTES:
-                raise LineTooLongError(f"a line longer than {MAX_LINE_BYTES} bytes without a newline")
+                raise TooLargeError(f"a line longer than {MAX_LINE_BYTES} bytes without a newline")
             if response.message_complete:
                 return b""
             sock = response._sock
@@ -88,7 +90,14 @@ class RawConnection:
 
     @staticmethod
     def read_rest(response: Any) -> bytes:
-        return response.read()
+        """The rest of the body; TooLargeError past MAX_BODY_BYTES."""
+        parts, size = [], 0
+        while chunk := response.read(1 << 16):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise TooLargeError(f"a response body larger than {MAX_BODY_BYTES} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
 
     def discard(self) -> None:
         """Close the connection after a broken or abandoned response; the next post reconnects."""

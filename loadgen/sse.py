@@ -57,9 +57,10 @@ def parse_line(line: bytes, chat: bool) -> SseEvent:
         return SseEvent(LineKind.MALFORMED, error=f"chunk is not JSON: {payload[:80]!r}")
     if not isinstance(obj, dict):
         return SseEvent(LineKind.MALFORMED, error=f"chunk is not a JSON object: {payload[:80]!r}")
-    if "error" in obj:
-        err = obj["error"]
-        return SseEvent(LineKind.ERROR, error=str(err.get("message", err) if isinstance(err, dict) else err))
+    err = obj.get("error")
+    if err is not None:  # `"error": null` is no error
+        message = str(err.get("message", err) if isinstance(err, dict) else err)
+        return SseEvent(LineKind.ERROR, error=message or "the server reported an error without a message")
     usage = obj.get("usage")
     prompt_tokens = output_tokens = None
     if isinstance(usage, dict):

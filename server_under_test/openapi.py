@@ -61,7 +61,7 @@ def _sampling_fields(model: str, max_tokens_limit: int) -> dict[str, Any]:
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
         "seed": {"type": "integer", "minimum": SEED_RANGE[0], "maximum": SEED_RANGE[1]},
         "n": {"type": "integer", "minimum": 1, "maximum": 1},
-        "stop": {"oneOf": [non_empty, {"type": "array", "items": non_empty, "minItems": 1, "maxItems": 4}]},
+        "stop": {"oneOf": [non_empty, {"type": "array", "items": non_empty, "maxItems": 4}]},
         "stream": {"type": "boolean"},
         "stream_options": {"type": "object", "properties": {"include_usage": _nullable({"type": "boolean"})}},
         "ignore_eos": {"type": "boolean"},

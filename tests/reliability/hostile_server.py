@@ -11,7 +11,9 @@ Each POST to /v1/completions or /v1/chat/completions gets the next mode of ``--m
 - ``stall``: one chunk, then nothing until the client gives up;
 - ``huge_line``: one data line of ``--huge-mib`` MiB without a newline, then the connection closes;
 - ``flood``: 20 000 content chunks whatever ``max_tokens`` asked for;
-- ``reset``: headers, one chunk, then the TCP connection is reset.
+- ``reset``: headers, one chunk, then the TCP connection is reset;
+- ``json``: a normal non-streamed JSON completion (for ``--no-stream`` runs);
+- ``huge_body``: a non-streamed JSON body of ``--huge-mib`` MiB.
 
 Chunks carry both ``text`` and ``delta.content`` so one server answers either endpoint. It
 records each request's mode and Authorization header under the client's ``X-Request-Id``:
@@ -28,7 +30,23 @@ import json
 
 __all__ = ["MODES", "main"]
 
-MODES = ("normal", "garbage", "truncated_json", "bad_delta", "no_done", "stall", "huge_line", "flood", "reset")
+MODES = (
+    "normal",
+    "garbage",
+    "truncated_json",
+    "bad_delta",
+    "no_done",
+    "stall",
+    "huge_line",
+    "flood",
+    "reset",
+    "json",
+    "huge_body",
+)
+_JSON_BODY = (
+    b'{"choices":[{"index":0,"text":"tttt","message":{"role":"assistant","content":"tttt"},"finish_reason":"length"}],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}'
+)
 _TOKEN = b'data: {"choices":[{"index":0,"text":"t","delta":{"content":"t"},"finish_reason":null}]}\n\n'
 
 
@@ -74,10 +92,11 @@ class HostileServer:
         mode = next(self._modes)
         rid = headers.get("x-request-id", f"anon-{len(self.records)}")
         self.records[rid] = {"mode": mode, "authorization": headers.get("authorization"), "host": headers.get("host")}
-        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        kind = b"application/json" if mode in ("json", "huge_body") else b"text/event-stream"
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ntransfer-encoding: chunked\r\n\r\n" % kind)
         await self._stream(mode, w)
         await w.drain()
-        return mode in ("normal", "garbage", "truncated_json", "bad_delta", "no_done", "flood")
+        return mode in ("normal", "garbage", "truncated_json", "bad_delta", "no_done", "flood", "json")
 
     async def _stream(self, mode: str, w: asyncio.StreamWriter) -> None:
         usage = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}\n\n'
@@ -111,6 +130,15 @@ class HostileServer:
                 w.write(b"".join(_chunk(_TOKEN) for _ in range(1000)))
                 await w.drain()
             w.write(_chunk(usage) + _chunk(b"data: [DONE]\n\n"))
+        elif mode == "json":
+            w.write(_chunk(_JSON_BODY))
+        elif mode == "huge_body":
+            w.write(_chunk(b'{"choices":[{"index":0,"text":"'))
+            piece = _chunk(b"x" * (1 << 20))
+            for _ in range(self._huge_bytes >> 20):
+                w.write(piece)
+                await w.drain()
+            w.write(_chunk(b'"}]}'))
         elif mode == "reset":
             w.write(_chunk(_TOKEN))
             await w.drain()

@@ -80,6 +80,23 @@ def test_each_malformed_stream_is_recorded_as_its_error_kind_without_a_hang(tmp_
     assert req[req["mode"] == "huge_line"].error.str.contains("longer than").all()
 
 
+@pytest.mark.slow
+def test_a_huge_non_streamed_body_is_refused_not_buffered(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with hostile_target("json,huge_body", huge_mib=200) as target:
+        args = ["--no-probes", "--no-report", "--target", target.url, "--no-stream", "--users", "2"]
+        proc = satscope_run(*args, "--duration", "4", "--timeout", "20", "--output-len", "4", "--out", str(out))
+        code, err = _finish(proc, 90)
+        seen = {rid: r for rid, r in target.records().items() if not rid.startswith("anon-")}
+    assert code == 0, err
+    _, req, _ = _load(out)
+    req["mode"] = req.request_id.map(lambda rid: seen[rid]["mode"])
+    assert set(req["mode"]) == {"json", "huge_body"}
+    assert (req[req["mode"] == "json"].status == "ok").all()
+    huge = req[req["mode"] == "huge_body"]
+    assert (huge.status == "malformed").all() and huge.error.str.contains("larger than 67108864 bytes").all()
+
+
 def _wait(cond, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not cond():

@@ -87,8 +87,22 @@ def test_a_lone_surrogate_in_a_chat_message_is_a_400(limited: ServerProcess) -> 
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
 
 
+def test_integral_floats_count_as_integers_and_null_means_the_default(limited: ServerProcess) -> None:
+    """JSON Schema's rule, which the published schema follows: 2.0 is an integer, 2.5 is not."""
+    ok = httpx.post(
+        f"{limited.url}/v1/completions", json={"prompt": [72.0, 105], "max_tokens": 2.0, "n": None, "ignore_eos": True}
+    )
+    assert ok.status_code == 200 and ok.json()["usage"] == {
+        "prompt_tokens": 2,
+        "completion_tokens": 2,
+        "total_tokens": 4,
+    }
+    bad = httpx.post(f"{limited.url}/v1/completions", json={"prompt": "x", "max_tokens": 2.5})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_tokens"
+
+
 def test_prompt_text_never_reaches_the_log(limited: ServerProcess) -> None:
-    """Runs after the limit and hostile cases above (module order): all of them carried MARKER."""
+    """Runs after the other tests on `limited` (module order; it stops that server): they all sent MARKER."""
     ok = httpx.post(f"{limited.url}/v1/completions", json={"prompt": MARKER, "max_tokens": 2}, timeout=30)
     assert ok.status_code == 200
     limited.proc.send_signal(signal.SIGTERM)
