@@ -13,8 +13,12 @@ __all__ = ["CounterTracker", "HistogramMeanTracker", "counter_increase"]
 
 
 def counter_increase(previous: float, current: float) -> float:
-    """Increase of a counter between two readings; a decrease means a reset to zero in between."""
-    return current - previous if current >= previous else current
+    """Increase of a counter between two readings; a decrease means a reset to zero in between.
+
+    After a reset the counter counted up from zero, so the increase is its current value; a
+    negative reading (a broken exporter) counts as no increase rather than a negative rate.
+    """
+    return current - previous if current >= previous else max(current, 0.0)
 
 
 @dataclass(slots=True)

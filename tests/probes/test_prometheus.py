@@ -39,7 +39,7 @@ def _post(url: str, deadline: float) -> None:
             if time.monotonic() > deadline:
                 return
             client.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "a b c d e f g " * 10,
-                                                       "max_tokens": 40, "ignore_eos": True})
+                                                       "max_tokens": 120, "ignore_eos": True})
 
 
 @pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (Debian package `prometheus`; .ci/run "

@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -97,7 +98,7 @@ def test_a_huge_non_streamed_body_is_refused_not_buffered(tmp_path: Path) -> Non
     assert (huge.status == "malformed").all() and huge.error.str.contains("larger than 67108864 bytes").all()
 
 
-def _wait(cond, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"{what} not reached in {timeout_s} s"
