@@ -61,9 +61,12 @@ def parse_exposition(text: str, prefixes: tuple[str, ...] | None = None) -> Expo
 
     kept = "\n".join(line for line in text.splitlines() if line and _wanted(line, prefixes))
     samples: dict[str, Series] = {}
-    for family in text_string_to_metric_families(kept + "\n"):
-        for sample in family.samples:
-            if math.isnan(sample.value):
-                continue
-            samples.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    try:
+        for family in text_string_to_metric_families(kept + "\n"):
+            for sample in family.samples:
+                if math.isnan(sample.value):
+                    continue
+                samples.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    except ValueError as exc:  # prometheus_client sometimes raises a bare ValueError: say what it was
+        raise ValueError(f"not a Prometheus text exposition: {exc or 'a line could not be parsed'}") from exc
     return Exposition(samples)
