@@ -97,17 +97,7 @@ def kv_cache_rule(ctx: Context) -> dict[str, Any]:
         )
         parts.append(f"{waiting:.1f} requests waiting")
     if growth is not None:
-        ev.append(
-            evidence_item(
-                "requests_waiting_growth_per_s",
-                growth,
-                0.0,
-                ">",
-                t,
-                stage,
-                f"waiting queue changing by {growth:+.2f} requests/s in stage {stage}",
-            )
-        )
+        ev.append(_queue_growth(growth, t, stage))
     return hit("kv_cache", w, pos, parts[0] + (" with " + " and ".join(parts[1:]) if parts[1:] else ""), ev)
 
 
@@ -178,15 +168,18 @@ def batch_limit_rule(ctx: Context) -> dict[str, Any]:
         text += f" and DRAM bandwidth {bw[pos]:.0%}"
     growth = stage_value(ctx, stage, "requests_waiting_growth_per_s")
     if growth is not None:
-        ev.append(
-            evidence_item(
-                "requests_waiting_growth_per_s",
-                growth,
-                0.0,
-                ">",
-                t,
-                stage,
-                f"waiting queue changing by {growth:+.2f} requests/s in stage {stage}",
-            )
-        )
+        ev.append(_queue_growth(growth, t, stage))
     return hit("batch_limit", w, pos, text, ev)
+
+
+def _queue_growth(growth: float, t: float | None, stage: str | None) -> dict:
+    """Evidence item: how fast the waiting queue grew in ``stage`` (least-squares slope)."""
+    return evidence_item(
+        "requests_waiting_growth_per_s",
+        growth,
+        0.0,
+        ">",
+        t,
+        stage,
+        f"waiting queue changing by {growth:+.2f} requests/s in stage {stage}",
+    )
