@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from probes._membw import measure_memory_bandwidth
 from probes._source import Row, SourceUnavailable
 
 __all__ = ["CHILDREN_RESCAN_S", "HostProbe"]
@@ -29,6 +30,7 @@ class HostProbe:
         self._children: dict[int, Any] = {}
         self._last: tuple[float, float] | None = None
         self._next_rescan = 0.0
+        self.memory_bandwidth_bytes_per_s: float | None = None
 
     def open(self) -> None:
         try:
@@ -37,6 +39,7 @@ class HostProbe:
             raise SourceUnavailable(f"psutil is not installed ({exc})") from exc
         self._psutil = psutil
         psutil.cpu_percent(interval=None)  # primes the counter: the first call always returns 0.0
+        self.memory_bandwidth_bytes_per_s = measure_memory_bandwidth()  # the CPU's MBU peak, once
         if self.server_pid is not None:
             try:
                 self._process = psutil.Process(self.server_pid)

@@ -20,6 +20,7 @@ from probes._buffer import SampleBuffer
 from probes._config import ProbeConfig
 from probes._dcgm import DcgmProbe
 from probes._host import HostProbe
+from probes._membw import MEMBW_METHOD
 from probes._nvml import GpuProbe
 from probes._prometheus import PrometheusSource
 from probes._server import ServerProbe
@@ -187,12 +188,15 @@ class ProbeRunner:
         if "host" in self.sources and self.sources["host"].server_gone:
             notes["server_process"] = self.sources["host"].server_gone
         intervals = {name: self.config.interval(name) for name in self.status()}
+        host = self.sources.get("host")
+        membw = getattr(host, "memory_bandwidth_bytes_per_s", None)
         return {
             "sources": self.status(),
             "unavailable": dict(self.unavailable),
             "engine": engine,
             "model": server.model if server is not None else None,
             "gpus": list(gpu.gpus) if gpu is not None else [],
+            "host": {"memory_bandwidth_bytes_per_s": membw, "memory_bandwidth_method": MEMBW_METHOD if membw else None},
             "interval_s": intervals,
             "start_s": self.start_s,
             "end_s": self.end_s,

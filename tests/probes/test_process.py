@@ -61,6 +61,9 @@ def test_sigterm_leaves_valid_samples_and_probes_json(tmp_path: Path, exposition
     assert probes["engine"] == "vllm"
     assert probes["model"] == {"name": "meta-llama/Llama-3.1-8B-Instruct"}
     assert probes["gpus"] == []
+    # the host's copy bandwidth, measured once: the peak for MBU of a CPU server (1 GB/s..1 TB/s is a real machine)
+    assert 1e9 < probes["host"]["memory_bandwidth_bytes_per_s"] < 1e12
+    assert "numpy copy" in probes["host"]["memory_bandwidth_method"]
     assert probes["interval_s"] == {"server": 0.2, "host": 0.2}
     assert probes["rows"] == len(rows)
 
