@@ -7,10 +7,8 @@ frame-buffer sizes come in MiB and the PCIe/NVLink fields in bytes per second.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from probes._exposition import Exposition, parse_exposition
+from probes._http import MetricsEndpoint
 from probes._source import Row
 
 __all__ = ["DCGM_FIELDS", "DcgmProbe", "dcgm_rows"]
@@ -62,30 +60,31 @@ class DcgmProbe:
     name = "dcgm"
 
     def __init__(self, url: str, timeout_s: float = 2.0) -> None:
-        self.url = url if url.rstrip("/").endswith("/metrics") else f"{url.rstrip('/')}/metrics"
-        self.timeout_s = timeout_s
+        self.endpoint = MetricsEndpoint(
+            url if url.rstrip("/").endswith("/metrics") else f"{url.rstrip('/')}/metrics", timeout_s
+        )
+        self.url = self.endpoint.url
         self.scrapes_ok = 0
-        self.last_error: str | None = None
-        self._client: Any = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self.endpoint.last_error
 
     def open(self) -> None:
-        import httpx
-
-        self._client = httpx.Client(timeout=self.timeout_s, trust_env=False)
+        self.endpoint.open()
 
     def sample(self) -> list[Row]:
-        import httpx
-
-        sent = time.monotonic()
+        fetched = self.endpoint.fetch()
+        if fetched is None:
+            return []
+        t, text = fetched
         try:
-            response = self._client.get(self.url)
-            response.raise_for_status()
-            expo = parse_exposition(response.text)
-        except (httpx.HTTPError, ValueError) as exc:
-            self.last_error = f"scraping {self.url} failed: {type(exc).__name__}: {exc}"
+            expo = parse_exposition(text)
+        except ValueError as exc:
+            self.endpoint.last_error = f"{self.url} is not Prometheus text exposition: {exc}"
             return []
         self.scrapes_ok += 1
-        return dcgm_rows((sent + time.monotonic()) / 2.0, expo)
+        return dcgm_rows(t, expo)
 
     @property
     def unavailable_reason(self) -> str | None:
@@ -94,5 +93,4 @@ class DcgmProbe:
         return self.last_error or f"no scrape of {self.url} succeeded"
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self.endpoint.close()

@@ -7,11 +7,11 @@ the reason). The engine is detected from the metric names of the first scrape th
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from probes._engines import ENGINE_PREFIXES, detect_engine
 from probes._exposition import parse_exposition
+from probes._http import MetricsEndpoint
 from probes._mapping import CanonicalMapper
 from probes._model_info import model_description
 from probes._source import Row
@@ -28,34 +28,30 @@ class ServerProbe:
         base = target.rstrip("/")
         # An OpenAI base URL (".../v1") is common as a target; /metrics lives at the server root.
         base = base[: -len("/v1")] if base.endswith("/v1") else base
-        self.url = f"{base}/metrics"
-        self.timeout_s = timeout_s
+        self.endpoint = MetricsEndpoint(f"{base}/metrics", timeout_s)
+        self.url = self.endpoint.url
         self.engine: str | None = None
         self.model: dict[str, Any] | None = None
         self.scrapes_ok = 0
-        self.last_error: str | None = None
         self._mapper: CanonicalMapper | None = None
-        self._client: Any = None
         self._prefixes: tuple[str, ...] | None = None
 
-    def open(self) -> None:
-        import httpx
+    @property
+    def last_error(self) -> str | None:
+        return self.endpoint.last_error
 
-        # No proxies from the environment: the target is a server we measure, not the internet.
-        self._client = httpx.Client(timeout=self.timeout_s, trust_env=False)
+    @last_error.setter
+    def last_error(self, message: str | None) -> None:
+        self.endpoint.last_error = message
+
+    def open(self) -> None:
+        self.endpoint.open()
 
     def sample(self) -> list[Row]:
-        import httpx
-
-        sent = time.monotonic()
-        try:
-            response = self._client.get(self.url)
-            response.raise_for_status()
-            text = response.text
-        except httpx.HTTPError as exc:
-            self.last_error = f"scraping {self.url} failed: {type(exc).__name__}: {exc}"
+        fetched = self.endpoint.fetch()
+        if fetched is None:
             return []
-        t = (sent + time.monotonic()) / 2.0
+        t, text = fetched
         try:
             # Once the engine is known, only its own names are parsed (the scrape's main CPU cost).
             expo = parse_exposition(text, self._prefixes)
@@ -83,5 +79,4 @@ class ServerProbe:
         return self.last_error or f"no scrape of {self.url} succeeded"
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self.endpoint.close()
