@@ -56,32 +56,15 @@ def _fire(env: Environment, holder: ProcessHolder) -> Any:
         request = env.events.request.fire
         endpoint = holder.proc.config.endpoint if holder.proc else "?"
         exc = None if o.status == "ok" else RuntimeError(f"{o.status}: {o.error}")
-        if o.ttft_s is not None:
-            request(
-                request_type="TTFT",
-                name=endpoint,
-                response_time=o.ttft_s * 1000,
-                response_length=0,
-                exception=None,
-                context={},
-            )
-        if o.itl_mean_s is not None:
-            request(
-                request_type="ITL",
-                name=endpoint,
-                response_time=o.itl_mean_s * 1000,
-                response_length=0,
-                exception=None,
-                context={},
-            )
-        request(
-            request_type="E2E",
-            name=endpoint,
-            response_time=o.e2e_s * 1000,
-            response_length=o.chunks,
-            exception=exc,
-            context={},
-        )
+        # TTFT and ITL are timings of a request, not requests: they never carry its failure.
+        for kind, seconds, length, error in (
+            ("TTFT", o.ttft_s, 0, None),
+            ("ITL", o.itl_mean_s, 0, None),
+            ("E2E", o.e2e_s, o.chunks, exc),
+        ):
+            if seconds is not None:
+                request(request_type=kind, name=endpoint, response_time=seconds * 1000,
+                        response_length=length, exception=error, context={})
 
     return fire
 

@@ -7,7 +7,7 @@ frame-buffer sizes come in MiB and the PCIe/NVLink fields in bytes per second.
 
 from __future__ import annotations
 
-from probes._exposition import Exposition, parse_exposition
+from probes._exposition import Exposition
 from probes._http import MetricsEndpoint
 from probes._source import Row
 
@@ -74,17 +74,11 @@ class DcgmProbe:
         self.endpoint.open()
 
     def sample(self) -> list[Row]:
-        fetched = self.endpoint.fetch()
-        if fetched is None:
-            return []
-        t, text = fetched
-        try:
-            expo = parse_exposition(text)
-        except ValueError as exc:
-            self.endpoint.last_error = f"{self.url} is not Prometheus text exposition: {exc}"
+        scraped = self.endpoint.fetch_exposition()
+        if scraped is None:
             return []
         self.scrapes_ok += 1
-        return dcgm_rows(t, expo)
+        return dcgm_rows(*scraped)
 
     @property
     def unavailable_reason(self) -> str | None:

@@ -1,9 +1,11 @@
-"""One Prometheus text endpoint scraped over HTTP: the part the server and DCGM probes share."""
+"""One Prometheus text endpoint scraped over HTTP and parsed: the part the server and DCGM probes share."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from probes._exposition import Exposition, parse_exposition
 
 __all__ = ["MetricsEndpoint"]
 
@@ -36,6 +38,18 @@ class MetricsEndpoint:
             self.last_error = f"scraping {self.url} failed: {type(exc).__name__}: {exc}"
             return None
         return (sent + time.monotonic()) / 2.0, text
+
+    def fetch_exposition(self, prefixes: tuple[str, ...] | None = None) -> tuple[float, Exposition] | None:
+        """(time, parsed exposition) of one scrape, or None with ``last_error`` set."""
+        fetched = self.fetch()
+        if fetched is None:
+            return None
+        t, text = fetched
+        try:
+            return t, parse_exposition(text, prefixes)
+        except ValueError as exc:
+            self.last_error = f"{self.url} is not Prometheus text exposition: {exc}"
+            return None
 
     def close(self) -> None:
         if self._client is not None:

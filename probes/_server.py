@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from probes._engines import ENGINE_PREFIXES, detect_engine
-from probes._exposition import parse_exposition
 from probes._http import MetricsEndpoint
 from probes._mapping import CanonicalMapper
 from probes._model_info import model_description
@@ -48,16 +47,11 @@ class ServerProbe:
         self.endpoint.open()
 
     def sample(self) -> list[Row]:
-        fetched = self.endpoint.fetch()
-        if fetched is None:
+        # Once the engine is known, only its own names are parsed (the scrape's main CPU cost).
+        scraped = self.endpoint.fetch_exposition(self._prefixes)
+        if scraped is None:
             return []
-        t, text = fetched
-        try:
-            # Once the engine is known, only its own names are parsed (the scrape's main CPU cost).
-            expo = parse_exposition(text, self._prefixes)
-        except ValueError as exc:
-            self.last_error = f"{self.url} is not Prometheus text exposition: {exc}"
-            return []
+        t, expo = scraped
         self.scrapes_ok += 1
         if self._mapper is None:
             self.engine = detect_engine(expo.names())
