@@ -136,3 +136,20 @@ def test_manifest(run_dir: Path) -> None:
     for f in run_dir.iterdir():
         assert b"sk-format-SECRET" not in f.read_bytes(), f.name
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_locust_stats_show_ttft_itl_and_e2e_per_request(run_dir: Path) -> None:
+    import csv
+
+    rows = {(r["Type"], r["Name"]): r for r in csv.DictReader((run_dir / "locust_stats.csv").open())}
+    req = pq.read_table(run_dir / rf.REQUESTS_FILE).to_pandas()
+    expected = {"TTFT": req.ttft_s.notna().sum(), "ITL": (req.output_chunks >= 2).sum(), "E2E": len(req)}
+    counts = {kind: int(rows[(kind, "completions")]["Request Count"]) for kind in expected}
+    # Locust writes its CSV from its own stats, which may miss the last requests drained at stop;
+    # requests.parquet is the record. Each kind is fired once per request that has that timing.
+    for kind, count in expected.items():
+        assert 0.9 * count <= counts[kind] <= count, (kind, counts, expected)
+    assert counts["TTFT"] == counts["E2E"] - (len(req) - expected["TTFT"]), counts
+    assert float(rows[("TTFT", "completions")]["Median Response Time"]) < float(
+        rows[("E2E", "completions")]["Median Response Time"]
+    )
