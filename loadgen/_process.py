@@ -20,11 +20,11 @@ import gevent
 from gevent.pool import Group
 from geventhttpclient.response import HTTPParseError
 
-from loadgen._raw_stream import RawConnection, TooLargeError
+from loadgen._raw_stream import RawConnection, StaleConnectionError, TooLargeError
 from loadgen.arrivals import arrival_times
 from loadgen.config import LoadgenConfig
 from loadgen.records import WorkerBuffer
-from loadgen.sse import LineKind, parse_line, request_body
+from loadgen.sse import LineKind, parse_line, request_body, usage_counts
 from loadgen.workload import Workload
 from satscope.run_format import labels_to_str
 
@@ -66,6 +66,7 @@ class LoadgenProcess:
         self.late_dispatches = 0
         self.dropped_dispatches = 0
         self._late_max_s = 0.0
+        self.connection_retries = 0
         self._free: list[RawConnection] = []
         # open-loop request greenlets, counted from the moment they are spawned (``in_flight`` only
         # counts once a greenlet runs): the cap and the end-of-run drain both need them all
@@ -97,20 +98,28 @@ class LoadgenProcess:
             headers["Authorization"] = f"Bearer {self._api_key}"
         times = array("d")
         status, error, http_status = "ok", None, None
-        prompt_tokens = output_tokens = None
-        broken = False
+        usage: tuple[int | None, int | None, int | None] = (None, None, None)
+        broken = retried = False
         self.in_flight += 1
         start = time.perf_counter()
         try:
             with gevent.Timeout(cfg.timeout_s, _RequestTimeout):
-                response = conn.post(cfg.path, body, headers)
+                try:
+                    response = conn.post(cfg.path, body, headers)
+                except StaleConnectionError:
+                    # the server closed this kept-alive connection before answering (llama-server
+                    # does after every response): send once more on a new one, timed from that send
+                    retried = True
+                    self.connection_retries += 1
+                    start = time.perf_counter()
+                    response = conn.post(cfg.path, body, headers)
                 http_status = response.status_code
                 if http_status != 200:
                     status, error = "http_error", _text(conn.read_rest(response)) or f"HTTP {http_status}"
                 elif cfg.stream:
-                    status, error, prompt_tokens, output_tokens, broken = self._read_stream(conn, response, times)
+                    status, error, usage, broken = self._read_stream(conn, response, times)
                 else:
-                    prompt_tokens, output_tokens, error = _parse_whole(conn.read_rest(response))
+                    usage, error = _parse_whole(conn.read_rest(response))
                     status = "ok" if error is None else "malformed"
         except _RequestTimeout:
             status, error, broken = "timeout", f"no complete response within {cfg.timeout_s} s", True
@@ -144,11 +153,13 @@ class LoadgenProcess:
                     status,
                     http_status,
                     error,
-                    prompt_tokens,
-                    output_tokens,
+                    usage[0],
+                    usage[1],
                     len(times),
                     spec.input_tokens,
                     spec.max_tokens,
+                    usage[2],
+                    retried,
                 ),
                 times,
             )
@@ -157,8 +168,8 @@ class LoadgenProcess:
 
     def _read_stream(
         self, conn: RawConnection, response: object, times: array
-    ) -> tuple[str, str | None, int | None, int | None, bool]:
-        prompt_tokens = output_tokens = None
+    ) -> tuple[str, str | None, tuple[int | None, int | None, int | None], bool]:
+        usage: tuple[int | None, int | None, int | None] = (None, None, None)
         done = False
         while True:
             line = conn.read_line(response)
@@ -174,14 +185,14 @@ class LoadgenProcess:
             elif kind == LineKind.DONE:
                 done = True
             elif kind == LineKind.ERROR:
-                return "http_error", f"error in stream: {event.error}", prompt_tokens, output_tokens, True
+                return "http_error", f"error in stream: {event.error}", usage, True
             elif kind == LineKind.MALFORMED:
-                return "malformed", event.error, prompt_tokens, output_tokens, True
+                return "malformed", event.error, usage, True
             if event.output_tokens is not None or event.prompt_tokens is not None:
-                prompt_tokens, output_tokens = event.prompt_tokens, event.output_tokens
+                usage = (event.prompt_tokens, event.output_tokens, event.cached_tokens)
         if not done:
-            return "malformed", "stream ended without data: [DONE]", prompt_tokens, output_tokens, False
-        return "ok", None, prompt_tokens, output_tokens, False
+            return "malformed", "stream ended without data: [DONE]", usage, False
+        return "ok", None, usage, False
 
     def dispatch(self, origin_s: float, send_result: Callable[[Outcome], None]) -> None:
         """Open loop: send requests at this process's share of the shape's arrival schedule."""
@@ -243,6 +254,8 @@ class LoadgenProcess:
                 0,
                 None,
                 None,
+                None,
+                False,
             ),
             array("d"),
         )
@@ -271,6 +284,7 @@ class LoadgenProcess:
             "late_dispatches": self.late_dispatches,
             "dropped_dispatches": self.dropped_dispatches,
             "dispatched": self.dispatched,
+            "connection_retries": self.connection_retries,
         }
 
 
@@ -278,10 +292,9 @@ def _text(data: bytes) -> str:
     return data[:500].decode("utf-8", "replace").strip()
 
 
-def _parse_whole(data: bytes) -> tuple[int | None, int | None, str | None]:
+def _parse_whole(data: bytes) -> tuple[tuple[int | None, int | None, int | None], str | None]:
     try:
-        obj = json.loads(data)
-        usage = obj.get("usage") or {}
-        return usage.get("prompt_tokens"), usage.get("completion_tokens"), None
+        usage = json.loads(data).get("usage")
     except (json.JSONDecodeError, AttributeError):
-        return None, None, f"response is not a JSON object: {_text(data)[:80]!r}"
+        return (None, None, None), f"response is not a JSON object: {_text(data)[:80]!r}"
+    return (usage_counts(usage) if isinstance(usage, dict) else (None, None, None)), None

@@ -3,7 +3,13 @@
 Locust's ``FastHttpSession.iter_lines()`` batches several SSE events per read (+40 ms TTFT, most
 gaps read as 0), and its connection pool puts a half-read socket back into the pool when a
 timeout interrupts a stream. So the LLM user reads the geventhttpclient response directly, line
-by line, and a stream that ends badly throws its whole connection away. This is the only module
+by line, and a stream that ends badly throws its whole connection away.
+
+Servers that advertise keep-alive and then close the socket after a response (llama.cpp's
+``llama-server``: ``Keep-Alive: timeout=5, max=100``, then a close) leave a dead connection that is
+only found out by the next request; geventhttpclient rightly does not resend a POST. ``post`` tells
+that case apart (:class:`StaleConnectionError`: a reused connection closed before any response
+byte), so the caller can resend once on a fresh connection. This is the only module
 that touches geventhttpclient; ``tests/loadgen/test_raw_stream.py`` checks that lines still arrive
 one at a time, so a library upgrade that changes this is caught.
 """
@@ -16,7 +22,7 @@ from urllib.parse import urlsplit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed
 
-__all__ = ["MAX_BODY_BYTES", "MAX_LINE_BYTES", "RawConnection", "TooLargeError"]
+__all__ = ["MAX_BODY_BYTES", "MAX_LINE_BYTES", "RawConnection", "StaleConnectionError", "TooLargeError"]
 
 # An SSE event is a few hundred bytes and a whole completion a few MB at most: beyond these the
 # target is broken or hostile, and reading on would only fill the load generator's memory.
@@ -26,6 +32,10 @@ MAX_BODY_BYTES = 64 << 20
 
 class TooLargeError(ValueError):
     """The target sent a line longer than MAX_LINE_BYTES or a body larger than MAX_BODY_BYTES."""
+
+
+class StaleConnectionError(HTTPConnectionClosed):
+    """A reused keep-alive connection was closed by the server before any byte of the response."""
 
 
 class RawConnection:
@@ -39,9 +49,14 @@ class RawConnection:
         self._prefix = parts.path.rstrip("/")
         self._timeouts = (connection_timeout_s, network_timeout_s)
         self._client: HTTPClient | None = None
+        self._answered = False  # a response began on the current socket: the next post reuses it
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> Any:
-        """Send the request; return the response once its headers are in (body not read)."""
+        """Send the request; return the response once its headers are in (body not read).
+
+        Raises :class:`StaleConnectionError` (and discards the connection) when a reused
+        connection was closed before any response byte: the server never answered this request.
+        """
         if self._client is None:
             self._client = HTTPClient(
                 self._host,
@@ -52,7 +67,18 @@ class RawConnection:
                 connection_timeout=self._timeouts[0],
                 network_timeout=self._timeouts[1],
             )
-        return self._client.request("POST", self._prefix + path, body=body, headers=headers)
+        reused = self._answered
+        try:
+            response = self._client.request("POST", self._prefix + path, body=body, headers=headers)
+        except HTTPConnectionClosed as exc:
+            # geventhttpclient raises exactly this type (not a parse error) only when the socket
+            # closed or reset before the first response byte
+            if reused and type(exc) is HTTPConnectionClosed:
+                self.discard()
+                raise StaleConnectionError(str(exc)) from exc
+            raise
+        self._answered = True
+        return response
 
     @staticmethod
     def read_line(response: Any) -> bytes:
@@ -104,3 +130,4 @@ class RawConnection:
         if self._client is not None:
             self._client.close()
             self._client = None
+        self._answered = False

@@ -1,25 +1,43 @@
-"""Calibrate synthetic prompt lengths against the target's own tokenizer.
+"""Calibrate synthetic prompt lengths against the target's own tokenizer and prompt format.
 
-Synthetic prompts are built from short common words, one token each for the BPE tokenizers we
-know; a byte-level tokenizer (the bundled server's random-weight presets) counts ~4 tokens per
-word. Before the load starts, two probe requests of different word counts ask the server for
-their `usage.prompt_tokens`; the slope is the server's tokens per word, independent of any chat
-template, and the workload scales its word counts by it so `--input-len 64` means 64 tokens on
-this server. A server that reports no usage keeps 1 token per word, and the run says so. The two
-requests carry `X-Satscope-Calibration: 1` and are counted in run.json
+Synthetic prompts are built from short common words: about one token each for the BPE tokenizers
+we know, ~4 for a byte-level tokenizer (the bundled server's random-weight presets), and every
+server adds a fixed overhead (a BOS token; on chat, the template around the message: ~31 tokens for
+llama.cpp's). Before the load, probe requests of :data:`PROBE_WORDS` words (through the run's own
+endpoint, so the template is included) ask the server for `usage.prompt_tokens`, and a least-squares
+line through the points gives tokens per word (slope) and the overhead (intercept); the workload
+sizes its prompts by both, so `--input-len 64` means 64 prompt tokens as the server counts them.
+Each probe holds every word of the vocabulary equally often (shuffled blocks), so its count
+carries no sampling noise of which words were drawn: random probes put a 5 % error into the
+intercept. Two points were not enough either: contextual tokenizers vary by a few per cent
+between short prompts.
+A probe the server refuses (a prompt longer than its context) ends the series; fewer than three
+points, or a server that reports no usage, leave 1 token per word and no overhead, and the run says
+so. The probes carry `X-Satscope-Calibration: 1` and are counted in run.json
 (`loadgen.calibration_requests`), so audits of "requests the server counted" can subtract them.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
-from loadgen.workload import synthetic_words
+from loadgen.workload import VOCABULARY
 
-__all__ = ["CALIBRATION_REQUESTS", "tokens_per_word"]
+__all__ = ["PROBE_WORDS", "Calibration", "calibrate"]
 
-_SHORT, _LONG = 16, 80
-CALIBRATION_REQUESTS = 2
+PROBE_WORDS = tuple(k * len(VOCABULARY) for k in (1, 2, 3, 4, 6, 8))  # 46 ... 368 words
+_MIN_POINTS = 3
+
+
+@dataclass(slots=True, frozen=True)
+class Calibration:
+    """The fit: ``tokens = overhead_tokens + tokens_per_word * words`` (None when not measured)."""
+
+    tokens_per_word: float | None
+    overhead_tokens: float
+    requests: int  # probe requests sent, answered or not
+    points: tuple[tuple[int, int], ...]  # (words, prompt tokens)
 
 
 def _prompt_tokens(url: str, endpoint: str, model: str, api_key: str | None, words: str, timeout_s: float) -> int:
@@ -36,17 +54,41 @@ def _prompt_tokens(url: str, endpoint: str, model: str, api_key: str | None, wor
     return int(resp.json()["usage"]["prompt_tokens"])
 
 
-def tokens_per_word(
-    url: str, endpoint: str, model: str, api_key: str | None, timeout_s: float = 30.0
-) -> float | None:
-    """The target's prompt tokens per synthetic word, or None when it cannot tell (no usage, errors)."""
+def calibrate(url: str, endpoint: str, model: str, api_key: str | None, timeout_s: float = 30.0) -> Calibration:
+    """Probe the target at :data:`PROBE_WORDS` and fit tokens per word and the per-prompt overhead."""
     import httpx
 
     rng = random.Random("satscope-calibration")
-    try:
-        short = _prompt_tokens(url, endpoint, model, api_key, synthetic_words(rng, _SHORT), timeout_s)
-        long = _prompt_tokens(url, endpoint, model, api_key, synthetic_words(rng, _LONG), timeout_s)
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
-    slope = (long - short) / (_LONG - _SHORT)
-    return round(slope, 3) if 0.05 <= slope <= 64 else None  # outside: not a tokenizer we can model
+    points: list[tuple[int, int]] = []
+    sent = 0
+    for n_words in PROBE_WORDS:
+        sent += 1
+        try:
+            words = _balanced_words(rng, n_words)
+            points.append((n_words, _prompt_tokens(url, endpoint, model, api_key, words, timeout_s)))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            break  # past the context, or no usage: fit what there is
+    slope, intercept = fit_line(points) if len(points) >= _MIN_POINTS else (None, 0.0)
+    if slope is None or not 0.05 <= slope <= 64:  # outside: not a tokenizer we can model
+        return Calibration(None, 0.0, sent, tuple(points))
+    return Calibration(round(slope, 4), round(intercept, 2), sent, tuple(points))
+
+
+def _balanced_words(rng: random.Random, n_words: int) -> str:
+    """``n_words`` (a multiple of the vocabulary's size) words: each word equally often, shuffled."""
+    out: list[str] = []
+    while len(out) < n_words:
+        block = list(VOCABULARY)
+        rng.shuffle(block)
+        out.extend(block)
+    return " ".join(out[:n_words])
+
+
+def fit_line(points: list[tuple[int, int]]) -> tuple[float, float]:
+    """Least-squares ``(slope, intercept)`` of y on x."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    return slope, my - slope * mx

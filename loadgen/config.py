@@ -41,6 +41,7 @@ class LoadgenConfig:
     progress_interval_s: float = 1.0
     monitor_interval_s: float = 0.5
     stop_timeout_s: float = 30.0  # at the end, in-flight requests get this long to finish
+    dead_after_s: float = 10.0  # nothing but connection errors this long: the target is gone, stop (0: never)
     locust_csv: bool = True
 
     def __post_init__(self) -> None:
@@ -51,6 +52,8 @@ class LoadgenConfig:
             raise SatscopeError("timeouts must be > 0", "use a positive --timeout")
         if self.max_in_flight < 1:
             raise SatscopeError("--max-in-flight must be >= 1", "it caps open-loop requests in flight")
+        if self.dead_after_s < 0:
+            raise SatscopeError("--dead-after must be >= 0", "seconds of only connection errors; 0 never stops")
         if self.workers < 0:
             raise SatscopeError("--workers must be >= 0", "0 runs one local process")
         Shape.from_json(self.shape)  # validates

@@ -1,13 +1,17 @@
-"""Rich live progress of a run, fed by the load generator's ``SATSCOPE progress`` lines."""
+"""Live progress of a run, fed by the load generator's ``SATSCOPE progress`` lines: a rich line on a
+terminal, plain lines every few seconds elsewhere."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loadgen.shapes import Shape
 
-__all__ = ["live_progress", "progress_line"]
+__all__ = ["PLAIN_EVERY_S", "live_progress", "progress_line"]
+
+PLAIN_EVERY_S = 5.0  # without a terminal: one plain progress line this often
 
 
 def progress_line(p: dict[str, Any], shape: Shape) -> str:
@@ -31,17 +35,47 @@ def progress_line(p: dict[str, Any], shape: Shape) -> str:
     )
 
 
-def live_progress(console: Any, locust: Any, shape: Shape, enabled: bool = True, limit_s: float = 1e9) -> None:
-    """Refresh the line until the load generator's main process exits or ``limit_s`` passes."""
+def live_progress(
+    console: Any,
+    locust: Any,
+    shape: Shape,
+    enabled: bool = True,
+    limit_s: float = 1e9,
+    every_s: float = PLAIN_EVERY_S,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Show progress until the load generator's main process exits or ``limit_s`` passes.
+
+    On a terminal one line refreshes in place; elsewhere (a CI log, a pipe) a plain line is printed
+    every ``every_s``, each a whole line, so logs never get a half-drawn or glued line.
+    ``on_start`` is called once with the load generator's ``start`` message.
+    """
     deadline = time.monotonic() + limit_s
+    started = [False]
+
+    def tick() -> None:
+        time.sleep(0.2)
+        if on_start is not None and not started[0] and locust.start is not None:
+            started[0] = True
+            on_start(locust.start)
+
     if not enabled:
         while locust.main.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+            tick()
+        return
+    if not console.is_terminal:
+        next_line = time.monotonic() + every_s
+        while locust.main.poll() is None and time.monotonic() < deadline:
+            tick()
+            if time.monotonic() >= next_line:
+                console.print(progress_line(locust.progress, shape), soft_wrap=True, markup=False, highlight=False)
+                next_line += every_s
+        console.print(progress_line(locust.progress, shape), soft_wrap=True, markup=False, highlight=False)
         return
     from rich.live import Live
 
     with Live(progress_line({}, shape), console=console, refresh_per_second=4, transient=False) as live:
         while locust.main.poll() is None and time.monotonic() < deadline:
             live.update(progress_line(locust.progress, shape))
-            time.sleep(0.25)
+            tick()
         live.update(progress_line(locust.progress, shape))

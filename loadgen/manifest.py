@@ -17,7 +17,7 @@ from typing import Any
 
 from satscope.run_format import FORMAT_VERSION, MANIFEST_FILE, write_json_atomic
 
-__all__ = ["base_manifest", "redact_command", "write_manifest"]
+__all__ = ["base_manifest", "owner_record", "redact_command", "write_manifest"]
 
 _SECRET_FLAGS = ("--api-key",)
 
@@ -49,6 +49,17 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def owner_record() -> dict[str, Any]:
+    """The process writing the run: while ``status`` is ``running``, a reader checks it is alive."""
+    try:
+        import psutil
+
+        started: float | None = psutil.Process().create_time()
+    except (ImportError, OSError):
+        started = None
+    return {"pid": os.getpid(), "hostname": socket.gethostname(), "process_start_unix_s": started}
+
+
 def base_manifest(run_id: str, command: list[str], config: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
     """A ``running`` manifest with the clock origin taken now."""
     mono, wall = time.monotonic(), time.time()
@@ -76,6 +87,7 @@ def base_manifest(run_id: str, command: list[str], config: dict[str, Any], targe
             "memory_bytes": memory,
         },
         "clock": {"monotonic_origin_s": mono, "wall_origin_unix_s": wall},
+        "owner": owner_record(),
         "start_s": mono,
         "end_s": None,
         "stages": [],
@@ -85,6 +97,7 @@ def base_manifest(run_id: str, command: list[str], config: dict[str, Any], targe
             "loadgen_saturated_reason": None,
             "token_mismatches": 0,
             "target_errors": 0,
+            "target_lost_s": None,
             "missing_probes": [],
             "notes": [],
         },
@@ -99,6 +112,7 @@ def base_manifest(run_id: str, command: list[str], config: dict[str, Any], targe
             "loop_lag_p99_s": None,
             "late_dispatches": 0,
             "dropped_dispatches": 0,
+            "connection_retries": 0,
             "max_in_flight": None,
         },
         "probes": None,

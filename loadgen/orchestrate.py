@@ -1,6 +1,7 @@
 """What `satscope run` does, as plain Python with subprocesses for everything else.
 
-Order: check the target (or start ``satscope serve`` and wait for ``/health``), write a
+Order: check the target (or start ``satscope serve`` and wait for ``/health``), send the plan's
+preflight request (a target unfit for the load fails here, leaving no run directory), write a
 ``running`` manifest, start the probes if the ``probes`` package provides them, start the Locust
 process(es) (``python -m loadgen.runner``), show live progress from their ``SATSCOPE`` lines, then
 stop probes and server, rewrite ``run.json`` (status, stages, validity, figures, probes) and build
@@ -11,13 +12,13 @@ directory is valid whatever happens, because every writer flushes complete files
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.calibrate import CALIBRATION_REQUESTS
 from loadgen.manifest import base_manifest, redact_command, write_manifest
 from loadgen.output import write_run_files
 from loadgen.plan import RunPlan
@@ -30,11 +31,13 @@ from loadgen.processes import (
     wait_for_health,
 )
 from loadgen.records import RunStore
-from loadgen.saturation import loadgen_figures, saturation_verdict
+from loadgen.saturation import loadgen_figures
 from satscope.errors import SatscopeError
 from satscope.run_format import LOADGEN_FILE, PROBES_FILE, REQUESTS_FILE
 
-__all__ = ["RunPlan", "execute"]
+__all__ = ["EXIT_TARGET_LOST", "RunPlan", "execute"]
+
+EXIT_TARGET_LOST = 3  # the target stopped answering mid-run (2 is bad input, 1 any other failed run)
 
 
 def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
@@ -47,6 +50,9 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         raise SatscopeError(f"{run_dir} already holds a run", "choose another --out")
     if plan.serve_flags is None:
         wait_for_health(cfg.target_url, 2.0)
+        _preflight(plan)  # before the run directory exists: a target unfit for the load leaves nothing
+    created = not run_dir.exists()
+    discard = False  # a run stopped before its manifest leaves no half-made directory behind
     run_dir.mkdir(parents=True, exist_ok=True)
     server: subprocess.Popen | None = None
     probes: subprocess.Popen | None = None
@@ -60,11 +66,17 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
             raise KeyboardInterrupt
         locust.signal(signal.SIGTERM)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP: the terminal closed; stop as for Ctrl-C (a SIGKILL is the children's parent-death signal)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         if plan.serve_flags is not None:
             server, url = start_serve(plan, run_dir)
             cfg.target_url = url
+            try:
+                _preflight(plan)
+            except SatscopeError:
+                discard = created
+                raise
         if not cfg.model:
             cfg.model = served_model(cfg.target_url, plan.api_key)
         calibration_note = _calibrate_prompts(plan)
@@ -73,7 +85,7 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         served_by = "external" if server is None else " ".join(["satscope serve", *serve_flags])
         target = {"url": cfg.target_url, "endpoint": cfg.endpoint, "model": cfg.model, "served_by": served_by}
         manifest = base_manifest(run_dir.name, plan.command, {**cfg.to_json(), **plan.extra_config}, target)
-        manifest["loadgen"]["calibration_requests"] = 0 if cfg.workload.get("dataset") else CALIBRATION_REQUESTS
+        manifest["loadgen"]["calibration_requests"] = cfg.workload.get("calibration", {}).get("requests", 0)
         if calibration_note:
             manifest["validity"]["notes"].append(calibration_note)
         write_manifest(run_dir, manifest)
@@ -83,9 +95,15 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         locust = LocustProcesses(plan, run_dir, config_path)
         # a hung load generator must not hang the run: the shape, the drain, and a margin
         limit_s = shape.duration_s + cfg.stop_timeout_s + 180
-        live_progress(console, locust, shape, enabled=plan.live, limit_s=limit_s)
+        def on_start(start: dict[str, Any]) -> None:  # the planned timeline, for a run that is never finished
+            if start.get("shape_origin_s") is not None:
+                manifest["stages"] = shape.timeline(start["shape_origin_s"])
+                write_manifest(run_dir, manifest)
+
+        live_progress(console, locust, shape, enabled=plan.live, limit_s=limit_s, on_start=on_start)
         code = locust.wait(cfg.stop_timeout_s + 60)
     except KeyboardInterrupt:  # before any load ran
+        discard = created and manifest is None
         if manifest is not None:
             manifest.update(status="interrupted", end_s=time.monotonic())
             manifest["validity"]["interrupted"] = True
@@ -100,6 +118,8 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
             stop_process(probes, 15)
         if server is not None:
             stop_process(server, 20)
+        if discard:
+            shutil.rmtree(run_dir, ignore_errors=True)
     config_path.unlink(missing_ok=True)
     try:
         return _finish(plan, run_dir, manifest, locust, code, interrupted["n"] > 0, probes is not None, console)
@@ -110,17 +130,28 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         raise
 
 
+def _preflight(plan: RunPlan) -> None:
+    """One real request of the run's endpoint and model (the plan's check); it picks the model."""
+    if plan.preflight is not None:
+        plan.config.model = plan.preflight(plan.config.target_url, plan.config.model)
+
+
 def _calibrate_prompts(plan: RunPlan) -> str | None:
     """Scale synthetic prompts to the target's tokenizer; a note when it could not be measured."""
-    from loadgen.calibrate import tokens_per_word
+    from loadgen.calibrate import calibrate
 
     cfg = plan.config
     if cfg.workload.get("dataset"):
         return None  # dataset prompts are sent as they are
-    tpw = tokens_per_word(cfg.target_url, cfg.endpoint, cfg.model, plan.api_key, timeout_s=min(cfg.timeout_s, 30.0))
-    if tpw is None:
-        return "prompt lengths not calibrated: the target reported no usage.prompt_tokens; 1 word = 1 token assumed"
-    cfg.workload["tokens_per_word"] = tpw
+    fit = calibrate(cfg.target_url, cfg.endpoint, cfg.model, plan.api_key, timeout_s=min(cfg.timeout_s, 30.0))
+    cfg.workload["calibration"] = {"requests": fit.requests, "points": [list(p) for p in fit.points]}
+    if fit.tokens_per_word is None:
+        return (
+            "prompt lengths not calibrated: the target reported no usage.prompt_tokens for three prompt lengths; "
+            "1 word = 1 token assumed"
+        )
+    cfg.workload["tokens_per_word"] = fit.tokens_per_word
+    cfg.workload["prompt_overhead_tokens"] = fit.overhead_tokens
     return None
 
 
@@ -172,11 +203,9 @@ def _finish(
         lg.update(
             loadgen_figures([s["t"][i] for i in keep], [s["metric"][i] for i in keep], [s["value"][i] for i in keep])
         )
-    for k in ("requests_sent", "late_dispatches", "dropped_dispatches"):
+    for k in ("requests_sent", "late_dispatches", "dropped_dispatches", "connection_retries"):
         lg[k] = final.get(k, lg[k])
     lg["worker_clock_offsets_s"] = final.get("worker_clock_offsets_s", {})
-    saturated, reason = saturation_verdict(lg, final.get("dispatched", 0), lg["late_dispatches"])
-    v["loadgen_saturated"], v["loadgen_saturated_reason"] = saturated, reason
     if not lg["records_written"]:
         notes.append("no request was recorded; see locust.log")
     if final.get("missing"):
@@ -188,8 +217,17 @@ def _finish(
     if (run_dir / PROBES_FILE).exists():
         manifest["probes"] = json.loads((run_dir / PROBES_FILE).read_text())
         v["missing_probes"] = sorted(manifest["probes"].get("unavailable", {}))
+    lost = final.get("target_lost_s")
+    v["target_lost_s"] = lost
+    if lost is not None:
+        notes.append(
+            f"the target went away {lost - manifest['start_s']:.1f} s into the run: nothing but connection errors "
+            f"for {cfg.dead_after_s:g} s (--dead-after), so the load was stopped"
+        )
     if interrupted:
         manifest["status"] = "interrupted"
+    elif lost is not None:
+        manifest["status"] = "failed"
     elif code == 0 and locust.final is not None:
         manifest["status"] = "complete"
     else:
@@ -198,6 +236,8 @@ def _finish(
     write_manifest(run_dir, manifest)
     if plan.report and lg["records_written"]:
         _report(run_dir, manifest, plan.slos, console)  # a failed run's report shows what went wrong
+    if manifest["status"] == "failed" and lost is not None:
+        return EXIT_TARGET_LOST, run_dir
     return (0 if manifest["status"] == "complete" else 1), run_dir
 
 
@@ -209,10 +249,9 @@ def _report(run_dir: Path, manifest: dict[str, Any], slos: list[str], console: A
         write_manifest(run_dir, manifest)
         return
     try:
-        result = build_report(run_dir, out=None, slos=slos or None)
+        build_report(run_dir, out=None, slos=slos or None)
     except Exception as exc:  # the run is valid without a report; say why there is none
         manifest["validity"]["notes"].append(f"report failed: {type(exc).__name__}: {exc}")
         write_manifest(run_dir, manifest)
         return
-    write_manifest(run_dir, manifest)  # `files` now lists the report's files too
-    console.print(f"report: {result.html_path}\n{result.verdict}")
+    write_manifest(run_dir, manifest)  # `files` now lists the report's files too; `satscope run` prints the verdict

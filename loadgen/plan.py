@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,3 +27,7 @@ class RunPlan:
     live: bool = True
     slos: list[str] = field(default_factory=list)  # passed to the report's goodput
     extra_config: dict[str, Any] = field(default_factory=dict)
+    server_pid: int | None = None  # an external server's process, for the probes' CPU and RSS
+    metrics_url: str | None = None  # the server's /metrics when it is not at the target's root
+    # (url, model) -> the model to send, after one real request; raises SatscopeError when unfit
+    preflight: Callable[[str, str], str] | None = None

@@ -1,8 +1,12 @@
 """The subprocesses of a run: the bundled server, the probes and the Locust process(es).
 
 Each is started with its own session (a Ctrl-C in the terminal reaches `satscope run` only, which
-stops them in order) and stopped with SIGTERM, then SIGKILL after a grace period. The Locust
-process's stdout carries ``SATSCOPE {json}`` lines, read here on a thread.
+stops them in order) and stopped with SIGTERM, then SIGKILL after a grace period. Each also gets a
+parent-death signal (Linux ``prctl(PR_SET_PDEATHSIG)``): when `satscope run` is SIGKILLed or its
+terminal closes, the probes and the server get SIGTERM (they flush and exit) and the Locust
+processes SIGKILL (a graceful Locust stop waits for requests in flight, up to ``stop_timeout_s``;
+its files are at most one flush old). The Locust process's stdout carries ``SATSCOPE {json}``
+lines, read here on a thread.
 """
 
 from __future__ import annotations
@@ -15,13 +19,41 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from loadgen.plan import RunPlan
 from satscope.errors import SatscopeError
 
-__all__ = ["LocustProcesses", "served_model", "start_probes", "start_serve", "stop_process", "wait_for_health"]
+__all__ = [
+    "LocustProcesses",
+    "die_with_parent",
+    "served_model",
+    "start_probes",
+    "start_serve",
+    "stop_process",
+    "wait_for_health",
+]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child get ``sig`` when this process dies (Linux); else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here: after fork only async-safe calls run
+    parent = os.getpid()
+
+    def set_signal() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return set_signal
 
 
 def wait_for_health(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
@@ -103,7 +135,10 @@ class LocustProcesses:
             ]
         else:
             main_cmd = [*py, "--role", "local", "--config", str(config_path)]
-        self.main = subprocess.Popen(main_cmd, stdout=subprocess.PIPE, stderr=self.log, env=env, start_new_session=True)
+        self.main = subprocess.Popen(
+            main_cmd, stdout=subprocess.PIPE, stderr=self.log, env=env, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )
         if cfg.workers and plan.master_bind_host in ("127.0.0.1", "localhost"):
             for i in range(cfg.workers):
                 self.workers.append(
@@ -123,6 +158,7 @@ class LocustProcesses:
                         stderr=self.log,
                         env=env,
                         start_new_session=True,
+                        preexec_fn=die_with_parent(signal.SIGKILL),
                     )
                 )
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -187,7 +223,9 @@ def start_serve(plan: RunPlan, run_dir: Path) -> tuple[subprocess.Popen, str]:
         str(port),
         *(plan.serve_flags or []),
     ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM)
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, 300, proc)
@@ -214,12 +252,21 @@ def start_probes(plan: RunPlan, run_dir: Path, server_pid: int | None, notes: li
         "--duration",
         str(plan.config.shape_obj().duration_s + 120),
     ]
+    server_pid = server_pid if server_pid is not None else plan.server_pid
     if server_pid is not None:
         cmd += ["--server-pid", str(server_pid)]
+    if plan.metrics_url is not None:
+        cmd += ["--metrics-url", plan.metrics_url]
     if plan.probes_no_gpu:
         cmd.append("--no-gpu")
+    env = {k: v for k, v in os.environ.items() if k != "SATSCOPE_API_KEY"}
+    if plan.api_key:  # for the model facts at /v1/models of a server that wants a key
+        env["SATSCOPE_API_KEY"] = plan.api_key
     log = open(run_dir / "probes.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        preexec_fn=die_with_parent(signal.SIGTERM),
+    )
     time.sleep(0.5)
     if proc.poll() is not None:
         notes.append(f"probes failed to start (exit code {proc.returncode}; see probes.log)")

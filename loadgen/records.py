@@ -37,6 +37,8 @@ RAW_FIELDS = (
     "output_chunks",
     "input_tokens_requested",
     "max_tokens",
+    "prompt_tokens_cached",
+    "retried",
 )
 _TIME_FIELDS = ("intended_start", "start", "first_token", "end")
 
@@ -163,11 +165,13 @@ class RunStore:
             "http_status": c["http_status"],
             "error": c["error"],
             "prompt_tokens": c["prompt_tokens"],
+            "prompt_tokens_cached": c["prompt_tokens_cached"],
             "output_tokens": c["output_tokens"],
             "output_chunks": chunks.astype(np.int32),
             "token_mismatch": mismatch,
             "input_tokens_requested": c["input_tokens_requested"],
             "max_tokens": c["max_tokens"],
+            "retried": c["retried"],
             "ttft_s": pa.array(first - start, mask=~has_first),
             "e2e_s": end - start,
             "ttft_intended_s": pa.array(first - intended, mask=~has_first),

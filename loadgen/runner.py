@@ -34,6 +34,7 @@ from locust.env import Environment
 from loadgen._process import LoadgenProcess, Outcome
 from loadgen._user import ProcessHolder, make_shape, make_user_classes
 from loadgen.config import LoadgenConfig
+from loadgen.dead_target import DeadTargetWatch
 from loadgen.output import progress, write_run_files
 from loadgen.records import RunStore
 
@@ -79,6 +80,7 @@ class _Run:
         self.interrupted = False
         self.offsets: dict[str, float] = {}
         self.worker_figures: dict[str, dict[str, int]] = {}
+        self.dead = DeadTargetWatch(cfg.dead_after_s)
 
     def collect_local(self, final: bool = False) -> None:
         if self.local is not None:
@@ -98,6 +100,8 @@ class _Run:
             gevent.sleep(self.cfg.progress_interval_s)
             self.collect_local()
             now = time.perf_counter()
+            if self.dead.lost_s is None and self.dead.update(self.store, now):
+                self.stop_load()  # the target is gone: recording refusals until the end helps no one
             point = self.shape.at(now - self.origin) if self.origin is not None else None
             emit(
                 "progress",
@@ -116,6 +120,14 @@ class _Run:
         while runner.state != "stopped":
             gevent.sleep(0.1)
 
+    def stop_load(self) -> None:
+        """Stop the users (and the open-loop dispatchers); the requests in flight may finish."""
+        runner = self.env.runner
+        assert runner is not None
+        if self.local is not None:
+            self.local.stopping = True
+        gevent.spawn(runner.stop)
+
     def finish(self) -> None:
         if self.local is not None:
             self.local.drain(self.cfg.stop_timeout_s)
@@ -132,6 +144,7 @@ class _Run:
             announced=self.store.announced,
             missing=self.store.missing(),
             interrupted=self.interrupted,
+            target_lost_s=self.dead.lost_s,
             shape_origin_s=self.origin,
             worker_clock_offsets_s=self.offsets,
             **figures,
@@ -160,9 +173,7 @@ def _on_signals(run: _Run) -> None:
                 run.local.abandon()
             return
         run.interrupted = True
-        if run.local is not None:
-            run.local.stopping = True
-        gevent.spawn(runner.stop)
+        run.stop_load()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, stop)

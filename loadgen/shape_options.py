@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from loadgen.shapes import Shape, Stage, load_stages_toml
 from satscope.errors import SatscopeError
 
-__all__ = ["SHAPES", "ShapeOptions", "build_shape"]
+__all__ = ["SHAPES", "ShapeOptions", "build_shape", "check_flag_combination"]
 
 SHAPES = ("constant", "ramp", "step", "spike", "sine", "stages")
 
@@ -49,6 +49,50 @@ class ShapeOptions:
             raise SatscopeError("--duration must be > 0", "seconds of load, e.g. --duration 60")
         if self.steps < 1:
             raise SatscopeError("--steps must be >= 1", "e.g. --steps 5")
+        closed = self.users is not None
+        peak = float(self.users if closed else self.rate)  # type: ignore[arg-type]
+        flag = "--users" if closed else "--rate"
+        if not peak > 0:
+            what = "concurrent users" if closed else "requests/s"
+            raise SatscopeError(f"{flag} must be > 0, got {peak:g}", f"{flag} is the peak load in {what}")
+        if closed and not peak.is_integer():
+            raise SatscopeError(f"--users must be a whole number, got {peak:g}", f"e.g. --users {max(round(peak), 1)}")
+        if self.start_load < 0 or (closed and not float(self.start_load).is_integer()):
+            raise SatscopeError(f"--start-load {self.start_load:g} is not a valid {'user count' if closed else 'rate'}",
+                                "a whole number of users >= 0 (closed loop), a rate >= 0 (open loop)")
+
+
+# Flags that mean something for some shapes or loops only: given elsewhere they would be ignored.
+_SHAPE_FLAGS: dict[str, tuple[str, ...]] = {
+    "--steps": ("step",),
+    "--start-load": ("ramp", "step", "spike"),
+    "--amplitude": ("sine",),
+    "--period": ("sine",),
+    "--stages": ("stages",),
+}
+_STAGES_EXCLUDE = ("--users", "--rate", "--duration", "--spawn-rate", "--arrival", "--cv")
+
+
+def check_flag_combination(shape: str, closed_loop: bool, given: set[str]) -> None:
+    """SatscopeError for a flag that this shape or loop would silently ignore.
+
+    ``given`` holds the flags typed on the command line (``--steps``), defaults excluded.
+    """
+    for flag, shapes in _SHAPE_FLAGS.items():
+        if flag in given and shape not in shapes:
+            need = " or ".join(f"--shape {s}" for s in shapes)
+            raise SatscopeError(f"{flag} is only used with {need}, not --shape {shape}", f"add {need} or drop {flag}")
+    if shape == "stages":
+        for flag in _STAGES_EXCLUDE:
+            if flag in given:
+                raise SatscopeError(f"{flag} is ignored with --shape stages: the stages file sets each stage",
+                                    f"drop {flag} and write it into the [[stage]] tables")
+        return
+    loop_only = {"--spawn-rate": True, "--arrival": False, "--cv": False, "--max-in-flight": False}
+    for flag, for_closed in loop_only.items():
+        if flag in given and for_closed != closed_loop:
+            needs = "--users (closed loop)" if for_closed else "--rate (open loop)"
+            raise SatscopeError(f"{flag} is only used with {needs}", f"drop {flag}, or use {needs}")
 
 
 def build_shape(o: ShapeOptions) -> Shape:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["LineKind", "SseEvent", "parse_line", "request_body"]
+__all__ = ["LineKind", "SseEvent", "parse_line", "request_body", "usage_counts"]
 
 
 class LineKind:
@@ -31,6 +31,7 @@ class SseEvent:
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     error: str | None = None
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, when reported
 
 
 _decode = json.JSONDecoder().decode
@@ -62,10 +63,9 @@ def parse_line(line: bytes, chat: bool) -> SseEvent:
         message = str(err.get("message", err) if isinstance(err, dict) else err)
         return SseEvent(LineKind.ERROR, error=message or "the server reported an error without a message")
     usage = obj.get("usage")
-    prompt_tokens = output_tokens = None
+    prompt_tokens = output_tokens = cached_tokens = None
     if isinstance(usage, dict):
-        prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
-        output_tokens = _int_or_none(usage.get("completion_tokens"))
+        prompt_tokens, output_tokens, cached_tokens = usage_counts(usage)
     choices = obj.get("choices")
     if not isinstance(choices, list):
         return SseEvent(LineKind.MALFORMED, error="chunk has no choices list")
@@ -86,7 +86,16 @@ def parse_line(line: bytes, chat: bool) -> SseEvent:
             has_content = True
     if usage is None:
         return _CONTENT if has_content else _EMPTY
-    return SseEvent(LineKind.CONTENT if has_content else LineKind.EMPTY, prompt_tokens, output_tokens)
+    kind = LineKind.CONTENT if has_content else LineKind.EMPTY
+    return SseEvent(kind, prompt_tokens, output_tokens, cached_tokens=cached_tokens)
+
+
+def usage_counts(usage: dict) -> tuple[int | None, int | None, int | None]:
+    """``(prompt_tokens, completion_tokens, cached prompt tokens)`` of an OpenAI ``usage`` object;
+    the cached count is ``prompt_tokens_details.cached_tokens`` (vLLM, SGLang, llama.cpp)."""
+    details = usage.get("prompt_tokens_details")
+    cached = _int_or_none(details.get("cached_tokens")) if isinstance(details, dict) else None
+    return _int_or_none(usage.get("prompt_tokens")), _int_or_none(usage.get("completion_tokens")), cached
 
 
 def request_body(

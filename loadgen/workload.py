@@ -2,8 +2,13 @@
 
 ``Workload.next_request()`` returns a :class:`RequestSpec` (prompt text, intended prompt length,
 ``max_tokens``); it is deterministic for a seed, so two runs with the same seed send the same
-requests in the same order. Lengths are in tokens; a synthetic prompt is built from short common
-words, one token each for the BPE tokenizers we know (the server's ``usage`` says the truth).
+requests in the same order (`satscope run` draws a fresh seed per run unless ``--seed`` is given,
+so that reruns do not hit the server's prompt cache). Lengths are in tokens; a synthetic prompt is
+built from short common words, and ``loadgen/calibrate.py`` measures the target's tokens per word
+and its fixed overhead (chat template) so that a prompt of ``input_len`` tokens is what the server
+counts. Every synthetic prompt starts (after its shared prefix, if the workload has one) with a
+lead-in of :data:`LEAD_IN_WORDS` words that no other prompt of the process has, so prompts never
+share more than a few words unless the workload asks for shared prefixes.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from satscope.errors import SatscopeError
 
 __all__ = [
     "DISTRIBUTIONS",
+    "LEAD_IN_WORDS",
+    "VOCABULARY",
     "LengthDist",
     "RequestSpec",
     "Workload",
     "WorkloadConfig",
+    "fresh_seed",
     "load_sharegpt",
     "synthetic_words",
 ]
@@ -78,6 +86,18 @@ _WORDS = tuple(
         "her",
     ]
 )
+
+VOCABULARY = _WORDS
+LEAD_IN_WORDS = 7  # 46**7 = 4.4e11 distinct lead-ins
+_LEAD_IN_SPACE = len(_WORDS) ** LEAD_IN_WORDS
+_LEAD_IN_STEP = 2654435761  # coprime with 46**7 (odd, not a multiple of 23): a bijection of seq
+
+
+def fresh_seed() -> int:
+    """A seed for a run that gave no ``--seed``: another run's prompts are not these."""
+    import secrets
+
+    return secrets.randbelow(2**31)
 
 
 @dataclass(slots=True, frozen=True)
@@ -149,6 +169,7 @@ class WorkloadConfig:
     ignore_eos: bool = True
     seed: int = 0
     tokens_per_word: float = 1.0  # the target's tokens per synthetic word (loadgen/calibrate.py)
+    prompt_overhead_tokens: float = 0.0  # tokens the target adds to every prompt (chat template, BOS)
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.tokens_per_word <= 64:
@@ -168,6 +189,7 @@ class WorkloadConfig:
             "ignore_eos": self.ignore_eos,
             "seed": self.seed,
             "tokens_per_word": self.tokens_per_word,
+            "prompt_overhead_tokens": self.prompt_overhead_tokens,
         }
 
     @classmethod
@@ -181,6 +203,7 @@ class WorkloadConfig:
             ignore_eos=d["ignore_eos"],
             seed=d["seed"],
             tokens_per_word=d.get("tokens_per_word", 1.0),
+            prompt_overhead_tokens=d.get("prompt_overhead_tokens", 0.0),
         )
 
 
@@ -236,6 +259,8 @@ class Workload:
     def __init__(self, config: WorkloadConfig, stream_id: int = 0) -> None:
         self.config = config
         self._rng = random.Random(f"{config.seed}/{stream_id}")
+        self._lead_in_base = random.Random(f"{config.seed}/lead-in/{stream_id}").randrange(_LEAD_IN_SPACE)
+        self._seq = 0
         prefix_rng = random.Random(f"{config.seed}/prefixes")  # same groups in every process
         self._prefixes = [self._words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)]
         self._dataset = load_sharegpt(config.dataset) if config.dataset else None
@@ -251,14 +276,28 @@ class Workload:
             max_tokens = reply_len if reply_len is not None else cfg.output_len.sample(rng)
             return RequestSpec(prompt=prompt, input_tokens=None, max_tokens=max_tokens)
         n_in = cfg.input_len.sample(rng)
+        # rounded at random, up with the fraction's probability: the mean length is exact
+        words = max(1, int((n_in - cfg.prompt_overhead_tokens) / cfg.tokens_per_word + rng.random()))
         parts = []
         if self._prefixes:
-            parts.append(self._prefixes[rng.randrange(len(self._prefixes))])
-            n_in = max(n_in - cfg.prefix_tokens, 1)
-        parts.append(self._words(rng, n_in))
-        total = n_in + (cfg.prefix_tokens if self._prefixes else 0)
-        return RequestSpec(prompt=" ".join(parts), input_tokens=total, max_tokens=cfg.output_len.sample(rng))
+            prefix = self._prefixes[rng.randrange(len(self._prefixes))]
+            parts.append(prefix)
+            words = max(1, words - prefix.count(" ") - 1)
+        lead = min(LEAD_IN_WORDS, words)
+        parts.append(self._lead_in(lead))
+        if words > lead:
+            parts.append(synthetic_words(rng, words - lead))
+        return RequestSpec(prompt=" ".join(parts), input_tokens=n_in, max_tokens=cfg.output_len.sample(rng))
 
+    def _lead_in(self, n_words: int) -> str:
+        """This process's next unique number in base 46, as words (the first word changes most)."""
+        self._seq += 1
+        value = (self._lead_in_base + self._seq * _LEAD_IN_STEP) % _LEAD_IN_SPACE
+        digits = []
+        for _ in range(LEAD_IN_WORDS):
+            value, digit = divmod(value, len(_WORDS))
+            digits.append(_WORDS[digit])
+        return " ".join(digits[:n_words])
 
     def _words(self, rng: random.Random, n_tokens: int) -> str:
         return synthetic_words(rng, max(1, round(n_tokens / self.config.tokens_per_word)))

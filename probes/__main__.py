@@ -22,6 +22,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ProbeConfig:
     parser = argparse.ArgumentParser(prog="python -m probes", description=__doc__)
     parser.add_argument("--target", help="base URL of the server; its /metrics is scraped")
     parser.add_argument("--out", type=Path, help="run directory for samples.parquet and probes.json")
+    parser.add_argument("--metrics-url", help="the server's /metrics URL when it is not TARGET/metrics")
     parser.add_argument("--server-pid", type=int, help="pid of the server process (CPU cores, RSS)")
     parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM/SIGINT)")
     parser.add_argument("--no-gpu", action="store_true", help="do not start the NVML GPU probe")
@@ -34,7 +35,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ProbeConfig:
     args = parser.parse_args(argv)
     try:
         return ProbeConfig(
-            target=args.target, out=args.out, server_pid=args.server_pid, duration_s=args.duration,
+            target=args.target, out=args.out, metrics_url=args.metrics_url, server_pid=args.server_pid,
+            duration_s=args.duration,
             gpu=not args.no_gpu, dcgm_url=args.dcgm_url, prometheus_url=args.prometheus,
             prometheus_selector=args.prometheus_selector, prometheus_rate_window_s=args.prometheus_window,
             interval_s=args.interval_s, flush_interval_s=args.flush_interval_s,

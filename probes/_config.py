@@ -25,6 +25,7 @@ class ProbeConfig:
 
     target: str | None
     out: Path | None = None
+    metrics_url: str | None = None  # the server's /metrics when not at {target}/metrics
     server_pid: int | None = None
     duration_s: float | None = None
     gpu: bool = True
@@ -38,11 +39,13 @@ class ProbeConfig:
 
     def __post_init__(self) -> None:
         for name, url in (("--target", self.target), ("--dcgm-url", self.dcgm_url),
-                          ("--prometheus", self.prometheus_url)):
+                          ("--prometheus", self.prometheus_url), ("--metrics-url", self.metrics_url)):
             if url is not None and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{name} must be an http:// or https:// URL, got {url!r}")
         if self.target is not None:
             self.target = self.target.rstrip("/")
+        if self.metrics_url is not None and self.target is None:
+            raise ValueError("--metrics-url needs --target (the server whose metrics they are)")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ValueError(f"duration must be positive, got {self.duration_s}")
         if self.interval_s is not None and self.interval_s < GPM_MIN_WINDOW_S:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["ENGINES", "ENGINE_PREFIXES", "Counter", "Difference", "Gauge", "HistMean", "Pick", "Ratio",
-           "detect_engine"]
+__all__ = ["ENGINES", "ENGINE_PREFIXES", "Counter", "CounterRatio", "Difference", "Gauge", "HistMean", "Pick",
+           "Ratio", "detect_engine"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,7 +68,21 @@ class HistMean:
     bases: tuple[str, ...]
 
 
-Spec = Gauge | Ratio | Difference | Counter | HistMean
+@dataclass(slots=True, frozen=True)
+class CounterRatio:
+    """``canonical`` = increase(numerator) / increase(sum of denominators) over each interval.
+
+    ``alternatives`` are ``(numerator, denominators)`` name sets tried in order (engines renamed
+    them across versions); a set counts only if all its names are present. An interval whose
+    denominator did not grow has no value (unknown, not zero). Hit rates come from counters this
+    way rather than from an engine's own gauge, whose window is the engine's and not the interval.
+    """
+
+    canonical: str
+    alternatives: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+Spec = Gauge | Ratio | Difference | Counter | HistMean | CounterRatio
 
 
 def _g(canonical: str, *names: str, agg: str = "sum") -> Gauge:
@@ -81,6 +95,10 @@ ENGINES: dict[str, tuple[Spec, ...]] = {
         _g("requests_running", "satscope_num_requests_running"),
         _g("requests_waiting", "satscope_num_requests_waiting"),
         Counter(("satscope_num_preemptions_total",), "preemptions_per_s", "preemptions_total"),
+        CounterRatio("prefix_cache_hit_rate",
+                     (("satscope_prefix_cache_hits_total", ("satscope_prefix_cache_queries_total",)),)),
+        Counter(("satscope_prefix_cache_hits_total",), "prefix_cache_hit_tokens_per_s"),
+        Counter(("satscope_prefix_cache_queries_total",), "prefix_cache_query_tokens_per_s"),
         Counter(("satscope_prompt_tokens_total",), "prompt_tokens_per_s"),
         Counter(("satscope_generation_tokens_total",), "generation_tokens_per_s"),
         HistMean("batch_size", ("satscope_batch_size",)),
@@ -95,6 +113,15 @@ ENGINES: dict[str, tuple[Spec, ...]] = {
         _g("requests_running", "vllm:num_requests_running"),
         _g("requests_waiting", "vllm:num_requests_waiting"),
         Counter(("vllm:num_preemptions_total",), "preemptions_per_s", "preemptions_total"),
+        # Token counters: prefix_cache_* (V1), gpu_prefix_cache_* (early V1); V0's gauge is a block hit rate.
+        CounterRatio("prefix_cache_hit_rate",
+                     (("vllm:prefix_cache_hits_total", ("vllm:prefix_cache_queries_total",)),
+                      ("vllm:gpu_prefix_cache_hits_total", ("vllm:gpu_prefix_cache_queries_total",)))),
+        _g("prefix_cache_hit_rate", "vllm:gpu_prefix_cache_hit_rate", agg="avg"),
+        Counter(("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"),
+                "prefix_cache_hit_tokens_per_s"),
+        Counter(("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"),
+                "prefix_cache_query_tokens_per_s"),
         Counter(("vllm:prompt_tokens_total",), "prompt_tokens_per_s"),
         Counter(("vllm:generation_tokens_total",), "generation_tokens_per_s"),
         HistMean("ttft_mean_s", ("vllm:time_to_first_token_seconds",)),
@@ -108,6 +135,8 @@ ENGINES: dict[str, tuple[Spec, ...]] = {
         _g("requests_waiting", "sglang:num_queue_reqs"),
         # SGLang calls preemption "retraction".
         Counter(("sglang:num_retracted_requests_total",), "preemptions_per_s", "preemptions_total"),
+        # SGLang exports only its own gauge (RadixAttention hit rate over its logging window).
+        _g("prefix_cache_hit_rate", "sglang:cache_hit_rate", agg="avg"),
         Counter(("sglang:prompt_tokens_total",), "prompt_tokens_per_s"),
         Counter(("sglang:generation_tokens_total",), "generation_tokens_per_s"),
         HistMean("ttft_mean_s", ("sglang:time_to_first_token_seconds",)),
@@ -133,6 +162,11 @@ ENGINES: dict[str, tuple[Spec, ...]] = {
         _g("requests_waiting", "llamacpp:requests_deferred"),
         Counter(("llamacpp:prompt_tokens_total",), "prompt_tokens_per_s"),
         Counter(("llamacpp:tokens_predicted_total",), "generation_tokens_per_s"),
+        # Newer builds only; there prompt_tokens_total excludes the cached tokens.
+        CounterRatio("prefix_cache_hit_rate",
+                     (("llamacpp:prompt_tokens_cached_total",
+                       ("llamacpp:prompt_tokens_cached_total", "llamacpp:prompt_tokens_total")),)),
+        Counter(("llamacpp:prompt_tokens_cached_total",), "prefix_cache_hit_tokens_per_s"),
     ),
     "trtllm": (
         # used / max blocks: the backend's "fraction" series is not documented as this ratio.

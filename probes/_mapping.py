@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from probes._counters import CounterTracker, HistogramMeanTracker
-from probes._engines import ENGINES, Counter, Difference, Gauge, HistMean, Pick, Ratio
+from probes._counters import CounterTracker, HistogramMeanTracker, counter_increase
+from probes._engines import ENGINES, Counter, CounterRatio, Difference, Gauge, HistMean, Pick, Ratio
 from probes._exposition import Exposition
 from probes._source import Row
 
@@ -23,12 +23,16 @@ class CanonicalMapper:
         self.specs = ENGINES[engine]
         self._counters: dict[str, CounterTracker] = {}
         self._histograms: dict[str, HistogramMeanTracker] = {}
+        self._ratios: dict[str, tuple[float, float]] = {}  # canonical -> (numerator, denominator) last read
 
     def rows(self, t: float, expo: Exposition) -> list[Row]:
         out: list[Row] = []
+        seen: set[str] = set()
         for spec in self.specs:
             for metric, value in self._apply(spec, t, expo):
-                out.append(Row(t, self.source, metric, value))
+                if metric not in seen:  # a fallback spec for the same canonical yields to the first
+                    seen.add(metric)
+                    out.append(Row(t, self.source, metric, value))
         return out
 
     def _apply(self, spec: object, t: float, expo: Exposition) -> list[tuple[str, float]]:
@@ -48,6 +52,8 @@ class CanonicalMapper:
             return self._counter(spec, t, expo)
         if isinstance(spec, HistMean):
             return self._histogram(spec, expo)
+        if isinstance(spec, CounterRatio):
+            return self._counter_ratio(spec, expo)
         raise TypeError(f"unknown spec {spec!r}")
 
     def _counter(self, spec: Counter, t: float, expo: Exposition) -> list[tuple[str, float]]:
@@ -72,3 +78,18 @@ class CanonicalMapper:
             return []
         mean = self._histograms.setdefault(spec.canonical, HistogramMeanTracker()).update(total, count)
         return [] if mean is None else [(spec.canonical, mean)]
+
+    def _counter_ratio(self, spec: CounterRatio, expo: Exposition) -> list[tuple[str, float]]:
+        for numerator, denominators in spec.alternatives:
+            if expo.has(numerator) and all(expo.has(d) for d in denominators):
+                break
+        else:
+            return []
+        num = expo.total(numerator) or 0.0
+        den = sum(expo.total(d) or 0.0 for d in denominators)
+        previous = self._ratios.get(spec.canonical)
+        self._ratios[spec.canonical] = (num, den)
+        if previous is None:
+            return []
+        d_num, d_den = counter_increase(previous[0], num), counter_increase(previous[1], den)
+        return [(spec.canonical, min(d_num / d_den, 1.0))] if d_den > 0 else []

@@ -13,7 +13,17 @@ import math
 import time
 from typing import Any
 
-from probes._engines import ENGINES, Counter, Difference, Gauge, HistMean, Pick, Ratio, detect_engine
+from probes._engines import (
+    ENGINES,
+    Counter,
+    CounterRatio,
+    Difference,
+    Gauge,
+    HistMean,
+    Pick,
+    Ratio,
+    detect_engine,
+)
 from probes._source import Row, SourceUnavailable
 
 __all__ = ["PrometheusSource", "promql_for"]
@@ -34,7 +44,15 @@ def promql_for(engine: str, names: set[str], selector: str = "", window_s: float
     window = f"{max(math.ceil(window_s), 1)}s"
     queries: dict[str, str] = {}
     for spec in ENGINES[engine]:
-        if isinstance(spec, Gauge):
+        if isinstance(spec, Gauge | CounterRatio) and spec.canonical in queries:
+            continue  # an earlier spec (the counters) already answers this canonical
+        if isinstance(spec, CounterRatio):
+            alt = next((a for a in spec.alternatives if {a[0], *a[1]} <= names), None)
+            if alt is not None:
+                num = f"{by} (rate({_selector(Pick(alt[0]), selector)}[{window}]))"
+                den = " + ".join(f"{by} (rate({_selector(Pick(d), selector)}[{window}]))" for d in alt[1])
+                queries[spec.canonical] = f"{num} / ({den})"
+        elif isinstance(spec, Gauge):
             pick = next((p for p in spec.picks if p.name in names), None)
             if pick is not None:
                 agg = "avg by (instance)" if spec.agg == "avg" else by

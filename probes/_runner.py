@@ -21,6 +21,7 @@ from probes._config import ProbeConfig
 from probes._dcgm import DcgmProbe
 from probes._host import HostProbe
 from probes._membw import MEMBW_METHOD
+from probes._model_info import listed_model_facts, merge_model
 from probes._nvml import GpuProbe
 from probes._prometheus import PrometheusSource
 from probes._server import ServerProbe
@@ -45,7 +46,8 @@ class ProbeRunner:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         if config.target is not None:
-            self.sources["server"] = ServerProbe(config.target, config.scrape_timeout_s)
+            self.sources["server"] = ServerProbe(config.target, config.scrape_timeout_s, config.metrics_url)
+        self.listed_model: dict[str, Any] | None = None  # facts from the target's /v1/models
         if config.gpu:
             self.sources["gpu"] = GpuProbe(nvml)
         if config.dcgm_url is not None:
@@ -59,6 +61,8 @@ class ProbeRunner:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.start_s = time.monotonic()
+        if self.config.target is not None:
+            self.listed_model = listed_model_facts(self.config.target, self.config.scrape_timeout_s)
         for name, source in list(self.sources.items()):
             try:
                 source.open()
@@ -194,7 +198,7 @@ class ProbeRunner:
             "sources": self.status(),
             "unavailable": dict(self.unavailable),
             "engine": engine,
-            "model": server.model if server is not None else None,
+            "model": merge_model(server.model if server is not None else None, self.listed_model),
             "gpus": list(gpu.gpus) if gpu is not None else [],
             "host": {"memory_bandwidth_bytes_per_s": membw, "memory_bandwidth_method": MEMBW_METHOD if membw else None},
             "interval_s": intervals,

@@ -23,11 +23,12 @@ class ServerProbe:
 
     name = "server"
 
-    def __init__(self, target: str, timeout_s: float = 2.0) -> None:
+    def __init__(self, target: str, timeout_s: float = 2.0, metrics_url: str | None = None) -> None:
         base = target.rstrip("/")
         # An OpenAI base URL (".../v1") is common as a target; /metrics lives at the server root.
         base = base[: -len("/v1")] if base.endswith("/v1") else base
-        self.endpoint = MetricsEndpoint(f"{base}/metrics", timeout_s)
+        # metrics_url: a server that publishes /metrics on another port or path (--metrics-url)
+        self.endpoint = MetricsEndpoint(metrics_url or f"{base}/metrics", timeout_s)
         self.url = self.endpoint.url
         self.engine: str | None = None
         self.model: dict[str, Any] | None = None

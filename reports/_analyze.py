@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reports._bottleneck import Context, attribute
+from reports._client import client_rule
 from reports._goodput import add_stage_goodput, good_requests, goodput_block, parse_slos
-from reports._knee import find_knee, levels_from_windows
+from reports._host import host_load
+from reports._knee import find_knee
+from reports._levels import load_levels
 from reports._load import load_run
 from reports._mbu import add_utilization, find_peak
 from reports._requests import inter_token_gaps, request_frame
+from reports._saturation import saturation_block
 from reports._spans import load_kind, stage_spans
 from reports._stages import stage_table
 from reports._stats import clean, distribution
@@ -78,18 +82,18 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
     good = good_requests(req, slo) if slo.given else None
     add_stage_goodput(stages, req, good)
 
-    distinct = stages["offered_load"].dropna().nunique() if len(stages) else 0
-    if distinct >= 3 or req["offered_load"].dropna().nunique() < 3:
-        knee = find_knee(stages, "stages")
-    else:
-        dispatch = req.groupby(np.floor(req["intended_start"] / window_s).astype("int64"))["offered_load"].median()
-        knee = find_knee(levels_from_windows(windows, dispatch), "load_bins")
+    kind = load_kind(spans)
+    levels, method = load_levels(stages, windows, req, window_s)
+    knee = find_knee(levels, method, open_loop=kind == "rate_rps")
     if knee.method == "stages" and len(knee.levels):
         stages["scaling_efficiency"] = stages["stage"].map(knee.levels.set_index("stage")["scaling_efficiency"])
     else:
         stages["scaling_efficiency"] = np.nan
-    saturation = _saturation(knee, load_kind(spans))
+    saturation = saturation_block(knee, kind)
     failed = req.loc[req["sent"] & ~req["ok"], "error"].dropna()
+    host = host_load(run, windows, window_s)
+    itl_p50 = float(np.median(gaps.gap_s)) if len(gaps.gap_s) else None
+    client = client_rule(run, req, itl_p50, host.spare_cores)
     ctx = Context(
         windows,
         stages,
@@ -98,6 +102,8 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         saturation["at_s"],
         saturation["knee_scaling_efficiency"],
         top_error=str(failed.value_counts().index[0]) if len(failed) else None,
+        client=client,
+        has_probe_data=bool(len(run.samples)),
     )
     bottleneck = attribute(ctx)
     ok = req["ok"].to_numpy()
@@ -126,7 +132,7 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         "correlations": _correlations(windows),
         "utilization": util,
         "probes": probes_block(run),
-        "validity": validity_block(run, req, len(knee.levels)),
+        "validity": validity_block(run, req, len(knee.levels), bottleneck, host.warning),
     }
     summary["verdict"] = verdict_sentence(summary)
     top_errors = [(str(k), int(v)) for k, v in failed.value_counts().head(10).items()]
@@ -180,32 +186,6 @@ def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, An
         "output_tokens_total": int(req["out_tokens"].sum()),
         "stage_count": len(spans),
     }
-
-
-def _saturation(knee: Any, kind: str) -> dict[str, Any]:
-    lv = knee.levels
-    out: dict[str, Any] = {"found": knee.found, "rule": knee.rule, "method": knee.method, "load_kind": kind}
-    pos = knee.saturation_pos
-    row = lv.iloc[pos] if pos is not None else None
-    pick = lambda col: clean(row[col]) if row is not None and col in lv else None  # noqa: E731
-    out |= {
-        "stage": pick("stage"),
-        "offered_load": pick("offered_load"),
-        "at_s": pick("start_at_s"),
-        "requests_per_s": pick("requests_per_s"),
-        "output_tokens_per_s": pick("output_tokens_per_s"),
-        "total_tokens_per_s": pick("total_tokens_per_s"),
-        "ttft_p99_s": pick("ttft_p99_s"),
-        "itl_p99_s": pick("itl_p99_s"),
-        "e2e_p99_s": pick("e2e_p99_s"),
-        "ttft_intended_p99_s": pick("ttft_intended_p99_s"),
-    }
-    knee_row = lv.iloc[knee.knee_pos] if knee.knee_pos is not None else None
-    out["knee_stage"] = clean(knee_row["stage"]) if knee_row is not None else None
-    out["knee_offered_load"] = clean(knee_row["offered_load"]) if knee_row is not None else None
-    out["knee_scaling_efficiency"] = clean(knee_row["scaling_efficiency"]) if knee_row is not None else None
-    out["peak_output_tokens_per_s"] = clean(lv["output_tokens_per_s"].max()) if len(lv) else None
-    return out
 
 
 def _correlations(windows: pd.DataFrame) -> list[dict[str, Any]]:

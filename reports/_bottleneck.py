@@ -2,9 +2,10 @@
 
 Each kind has a condition over the time windows; it *holds* when it is true for
 ``MIN_WINDOWS`` windows in a row. The verdict is the kind that held first (ties go by
-``PRIORITY``), except that a saturated load generator overrides everything: then the client, not
-the server, limited the run. Bandwidth and compute also need throughput to be flat — the window
-must be at or after the saturation point, with a knee found.
+``PRIORITY``). A load generator that could not keep up (``reports._client``) is the verdict only
+when no server-side rule held: clear server evidence is never overridden by the client. Bandwidth
+and compute also need throughput to be flat — the window must be at or after the saturation
+point, with a knee found.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def _errors(ctx: Context) -> dict[str, Any]:
     rate = column(w, "error_rate")
     if rate is None:
         return miss("errors", "no requests ended")
-    pos = first_hold(np.nan_to_num(rate) >= THRESHOLDS["error_rate"])
+    pos = first_hold(np.nan_to_num(rate) >= THRESHOLDS.error_rate)
     if pos is None:
-        return miss("errors", f"error rate stayed under {THRESHOLDS['error_rate']:.0%}")
+        return miss("errors", f"error rate stayed under {THRESHOLDS.error_rate:.0%}")
     t, stage = float(w["t_s"].iloc[pos]), w["stage"].iloc[pos]
     stage_rate = stage_value(ctx, stage, "error_rate")
     shown = stage_rate if stage_rate is not None else rate[pos]
@@ -48,50 +49,24 @@ def _errors(ctx: Context) -> dict[str, Any]:
         text += f", most often: {ctx.top_error[:200]}"
     ev = [
         evidence_item(
-            "error_rate", shown, THRESHOLDS["error_rate"], ">=", t, stage, f"error rate {shown:.0%} in stage {stage}"
+            "error_rate", shown, THRESHOLDS.error_rate, ">=", t, stage, f"error rate {shown:.0%} in stage {stage}"
         )
     ]
     return hit("errors", w, pos, text, ev)
 
 
-def _client(ctx: Context) -> dict[str, Any]:
-    """run.json marks the load generator saturated."""
-    validity = ctx.manifest.get("validity") or {}
-    if not validity.get("loadgen_saturated"):
-        return miss("client", "run.json does not mark the load generator saturated")
-    reason = validity.get("loadgen_saturated_reason") or "no reason recorded"
-    lg = ctx.manifest.get("loadgen") or {}
-    ev = [evidence_item("loadgen_saturated", True, None, "==", None, None, f"load generator saturated: {reason}")]
-    if lg.get("cpu_max") is not None:
-        ev.append(
-            evidence_item(
-                "loadgen_cpu", lg["cpu_max"], None, "==", None, None, f"load generator CPU max {lg['cpu_max']:.0%}"
-            )
-        )
-    return {
-        "kind": "client",
-        "label": LABELS["client"],
-        "hit": True,
-        "at_s": None,
-        "stage": None,
-        "sentence": f"client (load generator) saturated, so the server's limit was not measured: {reason}",
-        "evidence": ev,
-        "reason_not": None,
-    }
-
-
 def attribute(ctx: Context) -> dict[str, Any]:
     """The `bottleneck` block of summary.json."""
     checks = [
-        _client(ctx),
+        ctx.client or miss("client", "the client was not judged"),
         kv_cache_rule(ctx),
         batch_limit_rule(ctx),
         memory_bandwidth_rule(ctx),
         compute_rule(ctx),
         _errors(ctx),
     ]
-    hits = [c for c in checks if c["hit"]]
-    if checks[0]["hit"]:
+    hits = [c for c in checks[1:] if c["hit"]]
+    if checks[0]["hit"] and not hits:
         best = checks[0]
     elif hits:
         best = min(
@@ -104,7 +79,7 @@ def attribute(ctx: Context) -> dict[str, Any]:
             if ctx.knee_found
             else "no resource reached its limit"
         )
-        if ctx.knee_found and ctx.windows.filter(like="kv_cache").empty and "gpu_sm_active" not in ctx.windows:
+        if ctx.knee_found and not ctx.has_probe_data:
             sentence += " (the run has no probe data to tell why)"
         best = {
             "kind": kind,

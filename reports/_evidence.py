@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reports._stats import clean
+from reports._thresholds import THRESHOLDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,19 +43,7 @@ LABELS = {
     "unknown": "unknown",
 }
 PRIORITY = ("client", "kv_cache", "batch_limit", "memory_bandwidth", "compute", "errors")
-THRESHOLDS = {
-    "kv_cache_usage": 0.95,
-    "kv_room": 0.90,
-    "bw_room": 0.80,
-    "requests_waiting": 1.0,
-    "running_at_cap": 0.90,
-    "gpu_dram_bw_util": 0.80,
-    "gpu_sm_active": 0.90,
-    "gpu_tensor_active": 0.70,
-    "server_cpu_share": 0.90,
-    "error_rate": 0.05,
-}
-MIN_WINDOWS = 2
+MIN_WINDOWS = THRESHOLDS.min_windows
 
 
 @dataclass(slots=True)
@@ -68,6 +57,8 @@ class Context:
     saturation_at_s: float | None
     knee_efficiency: float | None
     top_error: str | None = None
+    client: dict[str, Any] | None = None  # the client candidate (reports._client)
+    has_probe_data: bool = True
 
 
 def evidence_item(metric: str, value: Any, threshold: Any, op: str, at_s: Any, stage: Any, text: str) -> dict[str, Any]:
@@ -158,7 +149,7 @@ def flat_evidence(ctx: Context, t: float, stage: Any) -> dict[str, Any]:
     return evidence_item(
         "scaling_efficiency",
         eff,
-        0.5,
+        THRESHOLDS.min_efficiency,
         "<",
         t,
         stage,

@@ -1,10 +1,12 @@
-"""The saturation point: the last load level at which throughput still rose with offered load.
+"""The saturation point: the last load level the server still kept up with.
 
-Rule (docs/reports.md): levels sorted by offered load; level i is the *knee* when its scaling
-efficiency — relative throughput gain over relative load gain against the level before — is
-below ``MIN_EFFICIENCY`` while tail latency rose by at least ``MIN_LATENCY_RISE``, and no later
-level beats the one before it by more than ``RESUME_MARGIN`` (so one noisy level is not a knee).
-The saturation point is the level before the first knee.
+Closed loop (users): levels sorted by load; level i is the *knee* when its scaling efficiency —
+relative throughput gain over relative load gain against the level before — is below
+``min_efficiency`` while tail latency rose by at least ``min_latency_rise``, and no later level
+beats the one before it by more than ``resume_margin`` (so one noisy level is not a knee).
+Open loop (req/s): a level is *served* when it completed at least ``served_share`` of what it
+dispatched and its waiting queue did not grow; the knee is the first level that was not served.
+Either way the saturation point is the level before the knee. Thresholds: ``reports._thresholds``.
 """
 
 from __future__ import annotations
@@ -12,31 +14,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from reports._thresholds import THRESHOLDS
+
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "MIN_DROPPED_SHARE",
-    "MIN_EFFICIENCY",
-    "MIN_LATENCY_RISE",
-    "RESUME_MARGIN",
-    "Knee",
-    "find_knee",
-    "levels_from_windows",
-]
+__all__ = ["RULE", "RULE_OPEN", "Knee", "find_knee"]
 
-MIN_EFFICIENCY = 0.5
-MIN_LATENCY_RISE = 1.2
-MIN_DROPPED_SHARE = 0.05
-RESUME_MARGIN = 1.2
-
+T = THRESHOLDS
 RULE = (
     f"levels sorted by offered load; the knee is the first level whose throughput gain is under "
-    f"{MIN_EFFICIENCY:g}x its load gain (relative to the level before) while tail latency "
-    f"(TTFT, ITL or E2E p99, from intended send) rose at least {MIN_LATENCY_RISE:g}x (or the share of "
-    f"dispatches dropped rose by {MIN_DROPPED_SHARE:.0%} of them) and no later "
-    f"level exceeds the level before by more than {RESUME_MARGIN:g}x; the saturation point is the "
+    f"{T.min_efficiency:g}x its load gain (relative to the level before) while tail latency "
+    f"(TTFT, ITL or E2E p99, from intended send) rose at least {T.min_latency_rise:g}x and "
+    f"{T.min_latency_rise_s * 1e3:g} ms (or the share of "
+    f"dispatches dropped rose by {T.min_dropped_share:.0%} of them) and no later "
+    f"level exceeds the level before by more than {T.resume_margin:g}x; the saturation point is the "
     f"level before the knee"
+)
+RULE_OPEN = (
+    f"open loop: levels sorted by offered rate; a level is served when the requests it completed "
+    f"(over its span shifted by the unloaded request time) are at least {T.served_share:.0%} of those "
+    f"it dispatched (a shortfall also over twice the count noise, 2√n) and its waiting queue grew by "
+    f"less than {T.queue_growth_per_s:g} requests/s; the "
+    f"knee is the first level not served, the saturation point the level before it"
 )
 
 
@@ -51,6 +51,7 @@ class Knee:
     knee_pos: int | None
     throughput_column: str
     rule: str = RULE
+    sustainable_per_s: float | None = None  # open loop: the most served at or past the knee
 
 
 LATENCY_COLUMNS = ("ttft_intended_p99_s", "itl_p99_s", "e2e_intended_p99_s")
@@ -64,12 +65,12 @@ def _dropped_share(levels: pd.DataFrame, i: int) -> float:
 
 
 def _latency_rose(levels: pd.DataFrame, i: int, p: int) -> bool:
-    """Any tail latency rose by MIN_LATENCY_RISE, or the load generator had to drop dispatches
+    """Any tail latency rose by ``min_latency_rise``, or the load generator had to drop dispatches
     (an open-loop queue capped by --max-in-flight cannot grow, so its latency cannot either).
     True when the run has no latency to judge by."""
     import math
 
-    if _dropped_share(levels, i) - _dropped_share(levels, p) >= MIN_DROPPED_SHARE:
+    if _dropped_share(levels, i) - _dropped_share(levels, p) >= T.min_dropped_share:
         return True
     judged = False
     for col in LATENCY_COLUMNS:
@@ -78,13 +79,16 @@ def _latency_rose(levels: pd.DataFrame, i: int, p: int) -> bool:
         now, before = float(levels[col].iloc[i]), float(levels[col].iloc[p])
         if math.isfinite(now) and math.isfinite(before) and before > 0:
             judged = True
-            if now >= MIN_LATENCY_RISE * before:
+            if now >= T.min_latency_rise * before and now - before >= T.min_latency_rise_s:
                 return True
     return not judged
 
 
-def find_knee(levels: pd.DataFrame, method: str) -> Knee:
-    """``levels`` needs ``offered_load`` and throughput columns; adds ``scaling_efficiency``."""
+def find_knee(levels: pd.DataFrame, method: str, open_loop: bool = False) -> Knee:
+    """``levels`` needs ``offered_load`` and throughput columns; adds ``scaling_efficiency``.
+
+    With ``open_loop`` it also needs ``served_per_s`` and ``dispatched_per_s`` (``reports._levels``).
+    """
     import numpy as np
 
     lv = levels[levels["offered_load"].notna() & (levels["offered_load"] > 0)]
@@ -100,44 +104,41 @@ def find_knee(levels: pd.DataFrame, method: str) -> Knee:
             continue
         eff[i] = (thr[i] / thr[p] - 1.0) / (load[i] / load[p] - 1.0)
         latency_rose = _latency_rose(lv, i, p)
-        stays_flat = thr[i:].max() <= RESUME_MARGIN * thr[p]
-        if knee is None and eff[i] < MIN_EFFICIENCY and latency_rose and stays_flat:
+        stays_flat = thr[i:].max() <= T.resume_margin * thr[p]
+        if knee is None and eff[i] < T.min_efficiency and latency_rose and stays_flat:
             knee = i
     lv = lv.assign(scaling_efficiency=eff)
+    if open_loop and "served_per_s" in lv:
+        return _open_knee(lv, method, col)
     if knee is None:
         return Knee(False, method, lv, len(lv) - 1 if len(lv) else None, None, col)
     return Knee(True, method, lv, knee - 1, knee, col)
 
 
-def levels_from_windows(windows: pd.DataFrame, dispatch_load: pd.Series, bins: int = 10) -> pd.DataFrame:
-    """Load levels for runs with too few stages: windows grouped by the offered load they dispatched.
+def served(levels: pd.DataFrame) -> pd.Series:
+    """Per level: served what it dispatched (within ``served_share``) with no growing queue.
 
-    ``dispatch_load`` is the median offered load of the requests dispatched in each window.
-    Figures per level are window means (a p99 here is the mean of window p99s, an approximation).
+    The shortfall must also exceed twice the count noise (√ of the requests dispatched), so a
+    level of a few requests is not past the knee because one of them ended a window late.
     """
-    import pandas as pd
+    import numpy as np
 
-    w = windows.assign(offered_load=dispatch_load.reindex(windows.index)).dropna(subset=["offered_load"])
-    if w["offered_load"].nunique() > bins:
-        w = w.assign(offered_load=pd.qcut(w["offered_load"], bins, duplicates="drop").map(lambda iv: iv.mid))
-        w["offered_load"] = w["offered_load"].astype(float)
-    cols = [
-        c
-        for c in (
-            "output_tokens_per_s",
-            "requests_per_s",
-            "total_tokens_per_s",
-            "ttft_p99_s",
-            "ttft_intended_p99_s",
-            "itl_p99_s",
-            "e2e_p99_s",
-            "e2e_intended_p99_s",
-        )
-        if c in w
-    ]
-    grouped = w.groupby("offered_load")
-    out = grouped[cols].mean()
-    out["start_at_s"] = grouped["t_s"].min()
-    out = out.reset_index()
-    out.insert(0, "stage", None)
-    return out
+    span = levels.get("span_s", 1.0)
+    sent = (levels["dispatched_per_s"] * span).fillna(0.0)
+    short = sent - (levels["served_per_s"] * span).fillna(0.0)
+    ok = ~((short > (1.0 - T.served_share) * sent) & (short > 2.0 * np.sqrt(sent)))
+    if "requests_waiting_growth_per_s" in levels:
+        ok &= ~(np.nan_to_num(levels["requests_waiting_growth_per_s"].to_numpy(dtype=float)) >= T.queue_growth_per_s)
+    return ok
+
+
+def _open_knee(lv: pd.DataFrame, method: str, col: str) -> Knee:
+    import numpy as np
+
+    ok = served(lv).to_numpy()
+    lv = lv.assign(served_share=lv["served_per_s"] / lv["dispatched_per_s"].where(lv["dispatched_per_s"] > 0))
+    if ok.all() or not len(lv):
+        return Knee(False, method, lv, len(lv) - 1 if len(lv) else None, None, col, RULE_OPEN)
+    knee = int(np.flatnonzero(~ok)[0])
+    best = float(np.nanmax(lv["served_per_s"].to_numpy(dtype=float)[knee:]))
+    return Knee(True, method, lv, knee - 1 if knee > 0 else None, knee, col, RULE_OPEN, best)

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from satscope.errors import SatscopeError
 from satscope.run_format import (
+    LOADGEN_FILE,
     MANIFEST_FILE,
     PROBES_FILE,
     REQUESTS_FILE,
     SAMPLES_FILE,
     TOKENS_FILE,
+    read_requests_table,
     requests_schema,
     samples_schema,
     tokens_schema,
@@ -35,6 +37,7 @@ _DICTIONARY_COLUMNS = {
     REQUESTS_FILE: ["worker", "stage", "endpoint", "status", "error"],
     TOKENS_FILE: ["request_id"],
     SAMPLES_FILE: ["source", "metric", "labels"],
+    LOADGEN_FILE: ["source", "metric", "labels"],
 }
 
 
@@ -53,6 +56,7 @@ class RunData:
     samples: pd.DataFrame  # columns: t, source, metric, value, labels
     probes: dict[str, Any] = field(default_factory=dict)
     origin_s: float = 0.0
+    loadgen: pd.DataFrame | None = None  # loadgen.parquet (same columns as samples); None: absent
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -83,7 +87,12 @@ def load_run(run_dir: str | Path) -> RunData:
     if len(request_ids) and _count_distinct(request_ids) != len(request_ids):
         raise ReportInputError(f"{root / REQUESTS_FILE}: request_id values repeat", "each request needs its own id")
     samples["t"] = samples["t"] - origin
-    return RunData(root, manifest, requests, _token_rows(tokens, request_ids, origin), samples, probes, origin)
+    loadgen = None
+    if (root / LOADGEN_FILE).exists():
+        loadgen = _read_table(root / LOADGEN_FILE, samples_schema(), required=False).to_pandas()
+        loadgen["t"] = loadgen["t"] - origin
+    tok = _token_rows(tokens, request_ids, origin)
+    return RunData(root, manifest, requests, tok, samples, probes, origin, loadgen)
 
 
 def _count_distinct(values: pa.Array) -> int:
@@ -116,7 +125,11 @@ def _read_table(path: Path, schema: Any, required: bool) -> pa.Table:
         return schema.empty_table()
     try:
         # repeated strings as dictionaries (pandas categoricals): millions of rows, few distinct values.
-        table = pq.read_table(path, columns=schema.names, read_dictionary=_DICTIONARY_COLUMNS.get(path.name))
+        dictionary = _DICTIONARY_COLUMNS.get(path.name)
+        if path.name == REQUESTS_FILE:  # columns newer than the file get their defaults
+            table = read_requests_table(path, read_dictionary=dictionary)
+        else:
+            table = pq.read_table(path, columns=schema.names, read_dictionary=dictionary)
     except (OSError, pa.ArrowException, ValueError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReportInputError(

@@ -28,7 +28,7 @@ def memory_bandwidth_rule(ctx: Context) -> dict[str, Any]:
     bw = column(w, "gpu_dram_bw_util")
     if bw is None:
         return miss("memory_bandwidth", "no gpu_dram_bw_util samples (no GPU probe, or no GPM/DCGM)")
-    pos = first_hold((np.nan_to_num(bw) >= THRESHOLDS["gpu_dram_bw_util"]) & flat_mask(ctx))
+    pos = first_hold((np.nan_to_num(bw) >= THRESHOLDS.gpu_dram_bw_util) & flat_mask(ctx))
     if pos is None:
         why = "tokens/s kept rising with load" if not ctx.knee_found else f"peaked at {np.nanmax(bw):.0%}"
         return miss("memory_bandwidth", f"DRAM bandwidth never at its limit while tokens/s were flat ({why})")
@@ -37,7 +37,7 @@ def memory_bandwidth_rule(ctx: Context) -> dict[str, Any]:
         evidence_item(
             "gpu_dram_bw_util",
             bw[pos],
-            THRESHOLDS["gpu_dram_bw_util"],
+            THRESHOLDS.gpu_dram_bw_util,
             ">=",
             t,
             stage,
@@ -65,13 +65,13 @@ def compute_rule(ctx: Context) -> dict[str, Any]:
     cores = (ctx.manifest.get("host") or {}).get("cpu_count")
     busy = np.zeros(len(w), bool)
     if sm is not None:
-        busy |= np.nan_to_num(sm) >= THRESHOLDS["gpu_sm_active"]
+        busy |= np.nan_to_num(sm) >= THRESHOLDS.gpu_sm_active
     if tensor is not None:
-        busy |= np.nan_to_num(tensor) >= THRESHOLDS["gpu_tensor_active"]
+        busy |= np.nan_to_num(tensor) >= THRESHOLDS.gpu_tensor_active
     if sm is None and tensor is None:
         if cpu is None or not cores:
             return miss("compute", "no SM/tensor activity samples and no server CPU figures")
-        busy |= np.nan_to_num(cpu) >= THRESHOLDS["server_cpu_share"] * float(cores)
+        busy |= np.nan_to_num(cpu) >= THRESHOLDS.server_cpu_share * float(cores)
     pos = first_hold(busy & flat_mask(ctx))
     if pos is None:
         return miss("compute", "compute never at its limit while tokens/s were flat")
@@ -80,7 +80,7 @@ def compute_rule(ctx: Context) -> dict[str, Any]:
     if sm is not None:
         ev.append(
             evidence_item(
-                "gpu_sm_active", sm[pos], THRESHOLDS["gpu_sm_active"], ">=", t, stage, f"SM active {sm[pos]:.0%}"
+                "gpu_sm_active", sm[pos], THRESHOLDS.gpu_sm_active, ">=", t, stage, f"SM active {sm[pos]:.0%}"
             )
         )
         parts.append(f"SM active {sm[pos]:.0%}")
@@ -89,7 +89,7 @@ def compute_rule(ctx: Context) -> dict[str, Any]:
             evidence_item(
                 "gpu_tensor_active",
                 tensor[pos],
-                THRESHOLDS["gpu_tensor_active"],
+                THRESHOLDS.gpu_tensor_active,
                 ">=",
                 t,
                 stage,
@@ -102,7 +102,7 @@ def compute_rule(ctx: Context) -> dict[str, Any]:
             evidence_item(
                 "server_cpu_cores",
                 cpu[pos],
-                THRESHOLDS["server_cpu_share"] * float(cores),
+                THRESHOLDS.server_cpu_share * float(cores),
                 ">=",
                 t,
                 stage,

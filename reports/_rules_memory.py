@@ -36,18 +36,18 @@ def kv_cache_rule(ctx: Context) -> dict[str, Any]:
     if pre is not None:
         pressure |= np.nan_to_num(pre) > 0
     if wait is not None:
-        pressure |= np.nan_to_num(wait) >= THRESHOLDS["requests_waiting"]
-    full = np.nan_to_num(kv) >= THRESHOLDS["kv_cache_usage"]
+        pressure |= np.nan_to_num(wait) >= THRESHOLDS.requests_waiting
+    full = np.nan_to_num(kv) >= THRESHOLDS.kv_cache_usage
     share = sequence_share(w)
     if share is not None and wait is not None:
         # block-granular pools are "full" below 95% when the free part cannot hold one more sequence
-        full |= (np.nan_to_num(wait) >= THRESHOLDS["requests_waiting"]) & (1.0 - np.nan_to_num(kv) < share)
+        full |= (np.nan_to_num(wait) >= THRESHOLDS.requests_waiting) & (1.0 - np.nan_to_num(kv) < share)
     pos = first_hold(full & pressure)
     if pos is None:
         return miss(
             "kv_cache",
             f"KV cache usage peaked at {np.nanmax(kv):.0%}, under "
-            f"{THRESHOLDS['kv_cache_usage']:.0%} with preemptions or a queue, with room for another sequence",
+            f"{THRESHOLDS.kv_cache_usage:.0%} with preemptions or a queue, with room for another sequence",
         )
     t, stage = float(w["t_s"].iloc[pos]), w["stage"].iloc[pos]
     rate = stage_value(ctx, stage, "preemptions_per_s")
@@ -57,7 +57,7 @@ def kv_cache_rule(ctx: Context) -> dict[str, Any]:
         evidence_item(
             "kv_cache_usage",
             kv[pos],
-            THRESHOLDS["kv_cache_usage"],
+            THRESHOLDS.kv_cache_usage,
             ">=",
             t,
             stage,
@@ -65,7 +65,7 @@ def kv_cache_rule(ctx: Context) -> dict[str, Any]:
         )
     ]
     parts = [f"KV cache full: usage {kv[pos]:.0%} at {t:.1f} s (stage {stage})"]
-    if kv[pos] < THRESHOLDS["kv_cache_usage"] and share is not None:
+    if kv[pos] < THRESHOLDS.kv_cache_usage and share is not None:
         ev.append(
             evidence_item(
                 "kv_cache_free",
@@ -88,7 +88,7 @@ def kv_cache_rule(ctx: Context) -> dict[str, Any]:
             evidence_item(
                 "requests_waiting",
                 waiting,
-                THRESHOLDS["requests_waiting"],
+                THRESHOLDS.requests_waiting,
                 ">=",
                 t,
                 stage,
@@ -102,7 +102,11 @@ def kv_cache_rule(ctx: Context) -> dict[str, Any]:
 
 
 def batch_limit_rule(ctx: Context) -> dict[str, Any]:
-    """A queue while the running batch sits at its most and KV cache and bandwidth have room."""
+    """A queue while the running batch sits at its most and KV cache and bandwidth have room.
+
+    Without a KV gauge (llama.cpp slots) the batch pinned at its maximum with a queue behind it is
+    the batch limit all the same; KV room is then unknown, not required.
+    """
     import numpy as np
 
     w = ctx.windows
@@ -111,18 +115,20 @@ def batch_limit_rule(ctx: Context) -> dict[str, Any]:
     )
     if run is None or wait is None:
         return miss("batch_limit", "no requests_running / requests_waiting samples")
-    if kv is None:
-        return miss("batch_limit", "no kv_cache_usage samples, so KV room cannot be shown")
     cap = float(np.nanmax(run))
-    room = np.nan_to_num(kv, nan=1.0) < THRESHOLDS["kv_room"]
-    share = sequence_share(w)
-    if share is not None:  # room for at least two more sequences, not just a few free blocks
-        room &= 1.0 - np.nan_to_num(kv, nan=1.0) >= 2.0 * share
+    if not cap >= 1:
+        return miss("batch_limit", "no sequence was ever seen running")
+    room = np.ones(len(w), bool)
+    if kv is not None:
+        room &= np.nan_to_num(kv, nan=1.0) < THRESHOLDS.kv_room
+        share = sequence_share(w)
+        if share is not None:  # room for at least two more sequences, not just a few free blocks
+            room &= 1.0 - np.nan_to_num(kv, nan=1.0) >= 2.0 * share
     if bw is not None:
-        room &= np.nan_to_num(bw, nan=1.0) < THRESHOLDS["bw_room"]
+        room &= np.nan_to_num(bw, nan=1.0) < THRESHOLDS.bw_room
     mask = (
-        (np.nan_to_num(wait) >= THRESHOLDS["requests_waiting"])
-        & (np.nan_to_num(run) >= THRESHOLDS["running_at_cap"] * cap)
+        (np.nan_to_num(wait) >= THRESHOLDS.requests_waiting)
+        & (np.nan_to_num(run) >= THRESHOLDS.running_at_cap * cap)
         & room
     )
     pos = first_hold(mask)
@@ -145,24 +151,30 @@ def batch_limit_rule(ctx: Context) -> dict[str, Any]:
         evidence_item(
             "requests_waiting",
             wait[pos],
-            THRESHOLDS["requests_waiting"],
+            THRESHOLDS.requests_waiting,
             ">=",
             t,
             stage,
             f"{wait[pos]:.1f} requests waiting at {t:.1f} s",
         ),
-        evidence_item(
-            "kv_cache_usage", kv[pos], THRESHOLDS["kv_room"], "<", t, stage, f"KV cache usage only {kv[pos]:.0%}"
-        ),
     ]
     text = (
         f"scheduler batch limit: the running batch stayed at {cap:.0f} sequences with {wait[pos]:.1f} "
-        f"waiting at {t:.1f} s (stage {stage}) while KV cache usage was {kv[pos]:.0%}"
+        f"waiting at {t:.1f} s (stage {stage})"
     )
+    if kv is not None:
+        ev.append(
+            evidence_item(
+                "kv_cache_usage", kv[pos], THRESHOLDS.kv_room, "<", t, stage, f"KV cache usage only {kv[pos]:.0%}"
+            )
+        )
+        text += f" while KV cache usage was {kv[pos]:.0%}"
+    else:
+        text += " (the server reports no KV cache usage, so KV room was not checked)"
     if bw is not None:
         ev.append(
             evidence_item(
-                "gpu_dram_bw_util", bw[pos], THRESHOLDS["bw_room"], "<", t, stage, f"DRAM bandwidth {bw[pos]:.0%}"
+                "gpu_dram_bw_util", bw[pos], THRESHOLDS.bw_room, "<", t, stage, f"DRAM bandwidth {bw[pos]:.0%}"
             )
         )
         text += f" and DRAM bandwidth {bw[pos]:.0%}"

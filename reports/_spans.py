@@ -14,7 +14,7 @@ __all__ = ["load_kind", "stage_at", "stage_spans"]
 
 
 def stage_spans(run: RunData) -> pd.DataFrame:
-    """Columns: stage, index, kind, offered_load, start_at_s, end_at_s (elapsed run seconds).
+    """Columns: stage, index, kind, profile, offered_load, start_at_s, end_at_s (elapsed run seconds).
 
     run.json's stages are the truth; a run without them (or a stage missing from them) gets the
     span over which its requests were dispatched and the median offered load they carried.
@@ -35,6 +35,7 @@ def stage_spans(run: RunData) -> pd.DataFrame:
             {
                 "stage": str(st.get("name")),
                 "kind": kind,
+                "profile": st.get("profile"),
                 "offered_load": float(load) if load is not None else np.nan,
                 "start_at_s": float(st["start_s"]) - run.origin_s,
                 "end_at_s": float(end) - run.origin_s if end is not None else np.nan,
@@ -50,12 +51,13 @@ def stage_spans(run: RunData) -> pd.DataFrame:
             {
                 "stage": str(name),
                 "kind": None,
+                "profile": None,
                 "offered_load": float(grp["offered_load"].median()),
                 "start_at_s": float(grp["intended_start"].min()),
                 "end_at_s": float(grp["intended_start"].max()),
             }
         )
-    spans = pd.DataFrame(rows, columns=["stage", "kind", "offered_load", "start_at_s", "end_at_s"])
+    spans = pd.DataFrame(rows, columns=["stage", "kind", "profile", "offered_load", "start_at_s", "end_at_s"])
     if spans.empty:
         spans["index"] = pd.Series(dtype="int64")
         return spans
@@ -67,6 +69,10 @@ def stage_spans(run: RunData) -> pd.DataFrame:
     spans["offered_load"] = (
         spans["offered_load"].astype(float).fillna(spans["stage"].map(by_stage["offered_load"].median()).astype(float))
     )
+    # a stage without a profile (older run.json, or none at all) holds when its requests carried one load
+    varied = by_stage["offered_load"].nunique() > 1
+    spans["profile"] = spans["profile"].fillna(spans["stage"].map(varied).map({True: "varied", False: "hold"}))
+    spans["profile"] = spans["profile"].fillna("hold")
     spans = spans.sort_values("start_at_s", kind="stable").reset_index(drop=True)
     spans["index"] = np.arange(len(spans))
     return spans

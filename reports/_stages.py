@@ -92,6 +92,7 @@ def stage_table(
             "stage": sp.stage,
             "index": int(sp.index),
             "kind": sp.kind,
+            "profile": sp.profile,
             "offered_load": sp.offered_load,
             "start_at_s": lo,
             "end_at_s": hi,

@@ -15,6 +15,7 @@ from typing import Any
 
 from satscope.run_format import (
     FORMAT_VERSION,
+    LOADGEN_FILE,
     MANIFEST_FILE,
     PROBES_FILE,
     REQUESTS_FILE,
@@ -52,9 +53,12 @@ class SyntheticRun:
     model: str = "synthetic-7b"
     error_text: str = "503 Service Unavailable: queue full"
     prompt_text: str = "Tell me a story."
-    open_loop: bool = False  # stages are arrival rates; past the knee dispatches leave later and later
+    open_loop: bool = False  # stages are arrival rates; past the knee requests queue at the server
     seed: int = 0
     extra_notes: list[str] = field(default_factory=list)
+    kv_gauge: bool = True  # False: an engine without KV usage (llama.cpp slots)
+    worker_lag_s: tuple[float, ...] = ()  # one loop lag per worker: writes loadgen.parquet
+    host_others_cores: float = 0.0  # CPU used by other processes on the host
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -83,6 +87,7 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
     parts: list[dict[str, Any]] = []
     tok_idx, tok_t = [], []
     stages, n_total = [], 0
+    next_slot = ORIGIN_S  # open loop: when the server can admit its next request
     for i, load in enumerate(spec.levels):
         s0 = ORIGIN_S + i * spec.stage_s
         over = max(load / spec.saturated_at, 1.0)
@@ -93,12 +98,25 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
         else:
             ttft = ttft + e2e_base * (over - 1.0)  # the extra time is spent queued
         e2e = ttft + (spec.output_tokens - 1) * itl
-        n = max(1, int(load * spec.stage_s / e2e))
-        start = np.sort(s0 + rng.uniform(0.0, spec.stage_s - 0.2 * e2e, n))
-        # open loop past the knee: the schedule outruns the server, so sends lag their intended time.
-        lag = (over - 1.0) * e2e_base * (start - s0) / spec.stage_s if spec.open_loop else np.zeros(n)
+        if spec.open_loop:
+            # the schedule offers `load / e2e_base` req/s; the server admits at most its capacity, so
+            # past the knee requests queue at the server (and the client lags half as much)
+            n = max(1, int(load / e2e_base * spec.stage_s))
+            intended = np.sort(s0 + rng.uniform(0.0, spec.stage_s, n))
+            admitted = np.empty(n)
+            gap = e2e_base / spec.saturated_at
+            for j in range(n):
+                slot = max(intended[j], next_slot)
+                admitted[j], next_slot = slot, slot + gap
+            lag = 0.5 * (admitted - intended)
+            start = intended + lag
+            ttft = spec.ttft_s
+        else:
+            n = max(1, int(load * spec.stage_s / e2e))
+            start = np.sort(s0 + rng.uniform(0.0, spec.stage_s - 0.2 * e2e, n))
+            lag = admitted = np.zeros(n)
         jitter = rng.uniform(0.95, 1.05, n)
-        first = start + ttft * jitter
+        first = (admitted if spec.open_loop else start) + ttft * jitter
         end = first + (spec.output_tokens - 1) * itl * jitter
         failed = np.zeros(n, dtype=bool)
         if spec.kind == "errors" and over > 1.0:
@@ -151,6 +169,8 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
     if spec.probes:
         write_parquet_atomic(out / SAMPLES_FILE, _samples(spec, rng))
         write_json_atomic(out / PROBES_FILE, probes)
+    if spec.worker_lag_s:
+        write_parquet_atomic(out / LOADGEN_FILE, _loadgen(spec))
     write_json_atomic(out / MANIFEST_FILE, _manifest(spec, out, stages, n_total, probes))
     return out
 
@@ -170,7 +190,7 @@ def _requests_table(spec: SyntheticRun, col: dict[str, Any], ids: Any) -> Any:
     return pa.table(
         {
             "request_id": ids,
-            "worker": pa.array(np.full(n, "local", dtype=object), pa.string()),
+            "worker": pa.array(_workers(spec, n), pa.string()),
             "stage": pa.array(col["stage"], pa.string()),
             "offered_load": pa.array(col["offered_load"]),
             "endpoint": pa.array(np.full(n, "completions", dtype=object), pa.string()),
@@ -183,17 +203,50 @@ def _requests_table(spec: SyntheticRun, col: dict[str, Any], ids: Any) -> Any:
             "http_status": pa.array(np.where(failed, 503, 200).astype(np.int32)),
             "error": pa.array(np.where(failed, spec.error_text, None), pa.string()),
             "prompt_tokens": ints(spec.prompt_tokens, True),
+            "prompt_tokens_cached": pa.nulls(n, pa.int32()),
             "output_tokens": ints(spec.output_tokens, True),
             "output_chunks": pa.array(np.where(failed, 0, spec.output_tokens).astype(np.int32)),
             "token_mismatch": pa.array(np.zeros(n, dtype=bool)),
             "input_tokens_requested": ints(spec.prompt_tokens),
             "max_tokens": ints(spec.output_tokens),
+            "retried": pa.array(np.zeros(n, dtype=bool)),
             "ttft_s": pa.array(ttft, mask=failed),
             "e2e_s": pa.array(e2e),
             "ttft_intended_s": pa.array(ttft + col["lag"], mask=failed),
             "e2e_intended_s": pa.array(e2e + col["lag"]),
         },
         schema=requests_schema(),
+    )
+
+
+def _workers(spec: SyntheticRun, n: int) -> Any:
+    import numpy as np
+
+    if not spec.worker_lag_s:
+        return np.full(n, "local", dtype=object)
+    return np.array([f"w{i % len(spec.worker_lag_s)}" for i in range(n)], dtype=object)
+
+
+def _loadgen(spec: SyntheticRun) -> Any:
+    """Each worker's CPU (30% of a core) and its loop lag, every 0.5 s of the run."""
+    import numpy as np
+    import pyarrow as pa
+
+    t = np.arange(ORIGIN_S, ORIGIN_S + len(spec.levels) * spec.stage_s, 0.5)
+    rows = [
+        (metric, f"worker=w{i}", value)
+        for i, lag in enumerate(spec.worker_lag_s)
+        for metric, value in (("loadgen_cpu", 0.3), ("loadgen_loop_lag_s", lag))
+    ]
+    return pa.table(
+        {
+            "t": pa.array(np.tile(t, len(rows))),
+            "source": pa.array(["loadgen"] * len(t) * len(rows), pa.string()),
+            "metric": pa.array([m for m, _, _ in rows for _ in t], pa.string()),
+            "value": pa.array([float(v) for _, _, v in rows for _ in t]),
+            "labels": pa.array([lb for _, lb, _ in rows for _ in t], pa.string()),
+        },
+        schema=samples_schema(),
     )
 
 
@@ -246,14 +299,15 @@ def _samples(spec: SyntheticRun, rng: Any) -> Any:
     running = np.minimum(load, spec.knee_load) if k in ("kv_cache", "batch_limit") else load
     preempt = np.where(at_limit, 2.0 + over / 4, 0.0) if k == "kv_cache" else np.zeros_like(load)
     metrics: dict[tuple[str, str], Any] = {
-        ("server", "kv_cache_usage"): np.clip(kv, 0, 1),
         ("server", "requests_running"): running,
         ("server", "requests_waiting"): waiting,
         ("server", "preemptions_per_s"): preempt,
         ("server", "batch_size"): running,
         ("host", "server_cpu_cores"): 0.5 + 0.5 * u,
-        ("host", "host_cpu_util"): 0.2 + 0.3 * u,
+        ("host", "host_cpu_util"): 0.2 + 0.3 * u + spec.host_others_cores / 2,  # 2 cores
     }
+    if spec.kv_gauge:
+        metrics[("server", "kv_cache_usage")] = np.clip(kv, 0, 1)
     if spec.gpu:
         bw = np.where(at_limit, 0.92, 0.85 * u) + noise if k == "memory_bandwidth" else 0.4 * u + 0.05 + noise
         sm = np.where(at_limit, 0.96, 0.9 * u) + noise if k == "compute" else 0.5 * u + 0.1 + noise

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from reports._prompt_cache import prompt_cache_warnings
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -27,8 +29,14 @@ def probes_block(run: RunData) -> dict[str, Any]:
     }
 
 
-def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, Any]:
-    """The `validity` block; ``ok`` is false when any warning has severity ``error``."""
+def validity_block(
+    run: RunData, req: pd.DataFrame, levels: int, bottleneck: dict[str, Any], host_warning: str | None
+) -> dict[str, Any]:
+    """The `validity` block; ``ok`` is false when any warning has severity ``error``.
+
+    The client is judged again from the run's data (``reports._client``); the run.json flag is
+    only the fallback for runs without loadgen.parquet.
+    """
     m = run.manifest
     v = m.get("validity") or {}
     lg = m.get("loadgen") or {}
@@ -39,13 +47,19 @@ def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, An
 
     if not req["ok"].any():
         warn("no_successful_requests", "error", f"none of the {len(req)} requests ended ok: nothing was measured")
-    if v.get("loadgen_saturated"):
-        warn(
-            "loadgen_saturated",
-            "error",
-            "the load generator was saturated, so the client limited the load: "
-            + str(v.get("loadgen_saturated_reason") or "no reason recorded"),
-        )
+    client = next((c for c in bottleneck.get("candidates", []) if c["kind"] == "client"), None)
+    if client is not None and client["hit"]:
+        reason = client["sentence"].split(": ", 1)[-1]
+        if bottleneck["kind"] == "client":
+            warn("loadgen_saturated", "error", f"the load generator was saturated, so it limited the load: {reason}")
+        else:
+            warn(
+                "loadgen_strained",
+                "warning",
+                f"the load generator struggled ({reason}), but the server's own evidence decides the verdict",
+            )
+    if host_warning:
+        warn("host_contended", "warning", host_warning)
     if v.get("interrupted"):
         warn("interrupted", "warning", "the run was interrupted; the last stage may be cut short")
     if m.get("status") not in (None, "complete"):
@@ -65,7 +79,11 @@ def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, An
     if dropped:
         warn("dropped_requests", "warning", f"{dropped} scheduled requests were dropped by the load generator")
     if lg.get("late_dispatches"):
-        warn("late_dispatches", "warning", f"{lg['late_dispatches']} open-loop dispatches left late")
+        warn(
+            "late_dispatches",
+            "info",
+            f"{lg['late_dispatches']} open-loop dispatches left late; latency from the intended send counts it",
+        )
     probes = probes_block(run)
     if probes["missing"]:
         reasons = "; ".join(
@@ -78,6 +96,7 @@ def validity_block(run: RunData, req: pd.DataFrame, levels: int) -> dict[str, An
         warn("no_samples", "warning", "no probe samples: the verdict cannot name a server resource")
     if levels < 3:
         warn("few_levels", "info", f"only {levels} load level(s): the saturation point is weakly determined")
+    warnings.extend(prompt_cache_warnings(run))
     for note in v.get("notes") or []:
         warn("note", "info", str(note))
     return {"ok": not any(w["severity"] == "error" for w in warnings), "warnings": warnings}

@@ -48,7 +48,8 @@ def demo(
     cmd = demo_command(run_dir, duration, users, steps, quiet)
     typer.echo(f"satscope demo: serving the bundled tiny model and stepping 1 → {users} users over {duration:g} s")
     try:
-        code = subprocess.call(cmd)
+        # the child's stdout repeats the verdict printed below; its progress and errors are on stderr
+        code = subprocess.call(cmd, stdout=subprocess.DEVNULL)
     except KeyboardInterrupt:
         code = 130  # the child got the same Ctrl-C and keeps what was measured
     summary = run_dir / "summary.json"

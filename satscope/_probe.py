@@ -32,6 +32,9 @@ def probe(
     duration: Annotated[str, typer.Option(help="How long to sample: 30s, 2m, 1h.")] = "30s",
     out: Annotated[Path | None, typer.Option(help="Directory for samples.parquet and probes.json.")] = None,
     server_pid: Annotated[int | None, typer.Option(help="Server process id (its CPU cores and RSS).")] = None,
+    metrics_url: Annotated[
+        str | None, typer.Option(help="The server's /metrics URL when it is not TARGET/metrics.")
+    ] = None,
     no_gpu: Annotated[bool, typer.Option("--no-gpu", help="Do not start the NVML GPU probe.")] = False,
     dcgm_url: Annotated[str | None, typer.Option(help="dcgm-exporter URL to scrape.")] = None,
     prometheus: Annotated[str | None, typer.Option(help="Prometheus URL to read the window back from.")] = None,
@@ -41,20 +44,23 @@ def probe(
     seconds = parse_duration(duration)
     from rich.console import Console
     from rich.live import Live
+    from rich.markup import escape
 
     from probes import ProbeConfig, ProbeRunner
     from probes._table import live_table
 
     try:
-        config = ProbeConfig(target=target, out=out, server_pid=server_pid, duration_s=seconds, gpu=not no_gpu,
+        config = ProbeConfig(target=target, out=out, metrics_url=metrics_url, server_pid=server_pid,
+                             duration_s=seconds, gpu=not no_gpu,
                              dcgm_url=dcgm_url, prometheus_url=prometheus, interval_s=interval_s)
     except ValueError as exc:
         raise SatscopeError(str(exc), "see `satscope probe --help`") from None
     console = Console()
     runner = ProbeRunner(config, quiet=True)
     runner.start()
+    errors = Console(stderr=True, soft_wrap=True)  # diagnostics on stderr, the table and counts on stdout
     for name, reason in runner.unavailable.items():
-        console.print(f"[yellow]{name} unavailable:[/] {reason}", markup=True, highlight=False)
+        errors.print(f"[yellow]{name} unavailable:[/] {escape(reason)}", markup=True, highlight=False)
     deadline = time.monotonic() + seconds
     try:
         with Live(live_table(runner, time.monotonic()), console=console, refresh_per_second=2) as live:
@@ -67,6 +73,6 @@ def probe(
         runner.stop()
     console.line()
     for name, reason in runner.unavailable.items():
-        console.print(f"{name}: {reason}", highlight=False, markup=False)
+        errors.print(f"{name}: {reason}", highlight=False, markup=False)
     if out is not None:
         console.print(f"wrote {len(runner.buffer)} samples to {out}", highlight=False)

@@ -28,7 +28,10 @@ def report(
 ) -> None:
     """Analyse a run: saturation point, bottleneck with evidence, goodput; write summary.json and report.html."""
     from reports import build_report
+    from satscope._owner import mark_if_abandoned
 
+    if mark_if_abandoned(run_dir):
+        typer.echo(f"note: {run_dir} was left `running` by a process that is gone; marked abandoned", err=True)
     result = build_report(run_dir, out=out, slos=slo or None, window_s=window)
     typer.echo(result.verdict)
     typer.echo(f"report: {result.html_path}")

@@ -6,7 +6,6 @@ the load generator runs as a subprocess (``python -m loadgen.runner``), never in
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ _RUN = "Run"
 
 
 def run(
+    ctx: typer.Context,
     target: Annotated[
         str | None, typer.Option(help="Base URL of an OpenAI-compatible server.", rich_help_panel=_TARGET)
     ] = None,
@@ -50,6 +50,21 @@ def run(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds one request may take.", rich_help_panel=_TARGET)] = 120.0,
+    dead_after: Annotated[
+        float,
+        typer.Option(help="Stop the run after this many seconds of nothing but connection errors (the target "
+                     "went away): status failed, exit code 3. 0: never.", rich_help_panel=_TARGET),
+    ] = 10.0,
+    server_pid: Annotated[
+        int | None,
+        typer.Option(help="Process id of an external server: the probes sample its CPU cores and RSS.",
+                     rich_help_panel=_TARGET),
+    ] = None,
+    metrics_url: Annotated[
+        str | None,
+        typer.Option(help="Prometheus /metrics URL of the server when it is not TARGET/metrics.",
+                     rich_help_panel=_TARGET),
+    ] = None,
     no_stream: Annotated[
         bool, typer.Option("--no-stream", help="Non-streaming requests.", rich_help_panel=_TARGET)
     ] = False,
@@ -97,7 +112,11 @@ def run(
     no_ignore_eos: Annotated[
         bool, typer.Option("--no-ignore-eos", help="Let the model stop early.", rich_help_panel=_WORK)
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for prompts, lengths and arrivals.", rich_help_panel=_WORK)] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for prompts, lengths and arrivals; repeats a run exactly (default: a fresh one, "
+                     "recorded in run.json, so reruns do not hit the server's prompt cache).", rich_help_panel=_WORK),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/<timestamp>).", rich_help_panel=_RUN)
     ] = None,
@@ -112,6 +131,9 @@ def run(
     ] = False,
     master_host: Annotated[str, typer.Option(help="Master address (--worker).", rich_help_panel=_RUN)] = "127.0.0.1",
     master_port: Annotated[int, typer.Option(help="Master port (--master / --worker).", rich_help_panel=_RUN)] = 5557,
+    master_wait: Annotated[
+        float, typer.Option(help="--worker: seconds to wait for the master to listen.", rich_help_panel=_RUN)
+    ] = 60.0,
     no_probes: Annotated[
         bool, typer.Option("--no-probes", help="Do not start the probes.", rich_help_panel=_RUN)
     ] = False,
@@ -132,29 +154,34 @@ def run(
     baseline: Annotated[
         Path | None, typer.Option(help="Baseline run directory for --gate regression rules.", rich_help_panel=_RUN)
     ] = None,
+    allow_invalid: Annotated[
+        bool,
+        typer.Option("--allow-invalid", help="--gate: judge the run even when it says it is invalid.",
+                     rich_help_panel=_RUN),
+    ] = False,
 ) -> None:
-    """Drive a server with a traffic shape; time every token; write runs/NAME/."""
+    """Drive a server with a traffic shape; time every token; write runs/NAME/.
+
+    Exit codes: 0 complete; 1 interrupted, failed, or a --gate failed; 2 bad input (nothing run);
+    3 the target went away mid-run (see --dead-after).
+    """
+    from satscope._flags import check_run_flags, check_server_pid, given_flags
+    from satscope._preflight import preflight_check
+    from satscope._worker import run_worker
     from satscope.errors import SatscopeError
 
+    given = given_flags(ctx)
     if worker:
-        cmd = [
-            sys.executable,
-            "-m",
-            "loadgen.runner",
-            "--role",
-            "worker",
-            "--master-host",
-            master_host,
-            "--master-port",
-            str(master_port),
-        ]
-        raise typer.Exit(subprocess.call(cmd))
+        raise typer.Exit(run_worker(master_host, master_port, master_wait, given))
+    check_run_flags(given, serve=serve, master=master, arrival=arrival)
     if serve == (target is not None):
         raise SatscopeError("give exactly one of --target URL and --serve", "e.g. --target http://127.0.0.1:8000")
     if (gate is not None or baseline is not None) and no_report:
         raise SatscopeError("--gate needs the report", "drop --no-report")
     if baseline is not None and gate is None:
         raise SatscopeError("--baseline is only used with --gate", "add --gate RULES.toml")
+    if allow_invalid and gate is None:
+        raise SatscopeError("--allow-invalid is only used with --gate", "add --gate RULES.toml")
     gate_config = None
     if gate is not None:
         from reports.gates import load_rules
@@ -168,13 +195,18 @@ def run(
         parse_slos(slo)  # one-line error for a bad SLO before any load
     if master and workers < 1:
         raise SatscopeError("--master needs --workers N (the remote workers to wait for)", "e.g. --workers 2")
+    if server_pid is not None:
+        check_server_pid(server_pid, serve)
+    if metrics_url is not None and not metrics_url.startswith(("http://", "https://")):
+        raise SatscopeError(f"--metrics-url {metrics_url!r} is not an http(s) URL", "e.g. http://127.0.0.1:9090/metrics")
     from rich.console import Console
 
     from loadgen.config import LoadgenConfig
     from loadgen.orchestrate import RunPlan, execute
-    from loadgen.shape_options import ShapeOptions, build_shape
-    from loadgen.workload import LengthDist, WorkloadConfig, load_sharegpt
+    from loadgen.shape_options import ShapeOptions, build_shape, check_flag_combination
+    from loadgen.workload import LengthDist, WorkloadConfig, fresh_seed, load_sharegpt
 
+    check_flag_combination(shape, users is not None, given)
     shape_obj = build_shape(
         ShapeOptions(
             shape=shape,
@@ -200,7 +232,7 @@ def run(
         prefix_tokens=prefix_tokens,
         dataset=None if dataset is None else str(dataset.resolve()),
         ignore_eos=not no_ignore_eos,
-        seed=seed,
+        seed=fresh_seed() if seed is None else seed,
     )
     run_dir = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     config = LoadgenConfig(
@@ -213,6 +245,7 @@ def run(
         stream=not no_stream,
         timeout_s=timeout,
         max_in_flight=max_in_flight,
+        dead_after_s=dead_after,
         workers=workers,
     )
     from loadgen.manifest import redact_command
@@ -229,15 +262,44 @@ def run(
         master_port=master_port if master else 0,
         live=not quiet,
         slos=list(slo or []),
+        server_pid=server_pid,
+        metrics_url=metrics_url,
+        preflight=preflight_check(endpoint, api_key, not no_stream, not no_ignore_eos, timeout),
     )
-    console = Console(stderr=True)
-    code, path = execute(plan, console)
-    console.print(f"run directory: {path}")
+    # diagnostics on stderr, never wrapped nor read as markup; results on stdout (print)
+    console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+    try:
+        code, path = execute(plan, console)
+    except KeyboardInterrupt:
+        kept = (run_dir / "run.json").exists()
+        left = f"the run directory {run_dir} holds no requests" if kept else "nothing was saved"
+        print(f"interrupted before any load; {left}", file=sys.stderr)
+        raise typer.Exit(130) from None
+    _print_outcome(path)
     if gate_config is not None:
         from reports.gates import append_step_summary, evaluate, print_table
 
-        result = evaluate(path, gate_config, baseline)
+        result = evaluate(path, gate_config, baseline, allow_invalid=allow_invalid)
         print_table(result)
         append_step_summary(result)
         code = code or (0 if result.passed else 1)
     raise typer.Exit(code)
+
+
+def _print_outcome(path: Path) -> None:
+    """The run directory, the report and its verdict on stdout; an interruption on stderr."""
+    import json
+
+    print(f"run directory: {path}")
+    summary = path / "summary.json"
+    report = f"{path / 'report.html'}" if summary.exists() else f"`satscope report {path}`"
+    if summary.exists():
+        print(f"report: {report}")
+        print(json.loads(summary.read_text()).get("verdict", ""))
+    try:
+        status = json.loads((path / "run.json").read_text()).get("status")
+    except (OSError, ValueError):
+        status = None
+    if status == "interrupted":
+        print(f"interrupted: partial run saved in {path}; report: {report}", file=sys.stderr)
+

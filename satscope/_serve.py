@@ -108,6 +108,14 @@ def serve(
             rich_help_panel=_LIMITS,
         ),
     ] = 0.0,
+    prefix_caching: Annotated[
+        bool,
+        typer.Option(
+            "--prefix-caching/--no-prefix-caching",
+            help="Share the KV blocks of prompt prefixes seen before (automatic prefix caching, as in vLLM).",
+            rich_help_panel=_LIMITS,
+        ),
+    ] = True,
     torch_threads: Annotated[
         int | None,
         typer.Option(
@@ -142,6 +150,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             api_key=api_key,
             step_delay_ms=step_delay_ms,
+            enable_prefix_caching=prefix_caching,
             torch_threads=torch_threads,
             host=host,
             port=port,

@@ -35,9 +35,15 @@ app.command("demo")(_demo.demo)
 
 
 def main() -> None:
-    """Entry point: run the app, turning :class:`SatscopeError` into a one-line error (exit 2)."""
+    """Entry point: run the app, turning :class:`SatscopeError` into a one-line error (exit 2).
+
+    Every command prints its results on stdout and its diagnostics (errors, progress, notes) on
+    stderr."""
     try:
         app()
     except SatscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

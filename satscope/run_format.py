@@ -28,6 +28,7 @@ __all__ = [
     "SUMMARY_FILE",
     "TOKENS_FILE",
     "labels_to_str",
+    "read_requests_table",
     "requests_schema",
     "samples_schema",
     "tokens_schema",
@@ -63,16 +64,21 @@ _REQUEST_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("http_status", "int32", True),
     ("error", "string", True),
     ("prompt_tokens", "int32", True),
+    ("prompt_tokens_cached", "int32", True),
     ("output_tokens", "int32", True),
     ("output_chunks", "int32", False),
     ("token_mismatch", "bool", False),
     ("input_tokens_requested", "int32", True),
     ("max_tokens", "int32", True),
+    ("retried", "bool", False),
     ("ttft_s", "float64", True),
     ("e2e_s", "float64", False),
     ("ttft_intended_s", "float64", True),
     ("e2e_intended_s", "float64", False),
 )
+# columns added after format version 1 first shipped: a file written before them still reads, with
+# these defaults (null: not reported; False: not retried)
+_LATER_REQUEST_COLUMNS: dict[str, Any] = {"prompt_tokens_cached": None, "retried": False}
 _TOKEN_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("request_id", "string", False),
     ("index", "int32", False),
@@ -97,6 +103,25 @@ def _schema(columns: tuple[tuple[str, str, bool], ...]) -> pa.Schema:
 def requests_schema() -> pa.Schema:
     """Schema of ``requests.parquet``."""
     return _schema(_REQUEST_COLUMNS)
+
+
+def read_requests_table(path: str | os.PathLike[str], **read_options: Any) -> pa.Table:
+    """``requests.parquet`` with the documented columns, in order; columns added later than the file
+    get their defaults. Raises what ``pyarrow.parquet.read_table`` raises for an unreadable file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = requests_schema()
+    present = set(pq.read_schema(path).names)
+    names = [n for n in schema.names if n in present or n not in _LATER_REQUEST_COLUMNS]
+    table = pq.read_table(path, columns=names, **read_options)
+    for name, default in _LATER_REQUEST_COLUMNS.items():
+        if name not in present:
+            fld = schema.field(name)
+            table = table.add_column(
+                schema.get_field_index(name), fld, pa.array([default] * table.num_rows, type=fld.type)
+            )
+    return table
 
 
 def tokens_schema() -> pa.Schema:

@@ -29,6 +29,7 @@ from server_under_test.engine import LLMEngine, PromptTooLongError, QueueFullErr
 from server_under_test.openapi import generation_route_docs
 from server_under_test.protocol import ApiError, GenerationRequest, error_body, parse_chat, parse_completion
 from server_under_test.responses import final_body, sse, stream_chunk, usage_chunk
+from server_under_test.tokenizer import ChatTemplateError
 
 __all__ = ["build_app"]
 
@@ -151,7 +152,11 @@ def build_app(engine: LLMEngine) -> FastAPI:
                         stream_chunk(rid, chat, req.created, model_name, out.text, out.finish_reason, req.include_usage)
                     )
             if req.include_usage:
-                yield sse(usage_chunk(rid, chat, req.created, model_name, out.prompt_tokens, out.completion_tokens))
+                yield sse(
+                    usage_chunk(
+                        rid, chat, req.created, model_name, out.prompt_tokens, out.completion_tokens, out.cached_tokens
+                    )
+                )
             yield sse("[DONE]")
         finally:
             if not finished:
@@ -192,7 +197,15 @@ def build_app(engine: LLMEngine) -> FastAPI:
             return JSONResponse(error_body(500, "the engine failed while generating"), 500)
         return JSONResponse(
             final_body(
-                rid, chat, req.created, model_name, text, out.finish_reason, out.prompt_tokens, out.completion_tokens
+                rid,
+                chat,
+                req.created,
+                model_name,
+                text,
+                out.finish_reason,
+                out.prompt_tokens,
+                out.completion_tokens,
+                out.cached_tokens,
             )
         )
 
@@ -208,7 +221,12 @@ def build_app(engine: LLMEngine) -> FastAPI:
         arrival = time.monotonic()
         authorize(request)
         req, messages = parse_chat(await read_json(request), max_tokens_limit)
-        req.prompt_text = engine.tokenizer.apply_chat_template(messages)
+        try:
+            req.prompt_token_ids = engine.tokenizer.chat_token_ids(messages)
+        except ChatTemplateError as exc:
+            raise ApiError(400, str(exc), "messages") from None
+        except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800": JSON allows it, UTF-8 not
+            raise ApiError(400, "the messages are not valid Unicode (a lone surrogate)", "messages") from None
         return await generate(request, req, True, f"chatcmpl-{uuid.uuid4().hex}", arrival)
 
     @app.get("/v1/models")

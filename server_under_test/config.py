@@ -6,7 +6,6 @@ Random-weight presets use the byte-level tokenizer: ids 0-255 are bytes, then BO
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +39,8 @@ class ModelConfig:
     eos_token_id: int = 257
     # Llama 3 "llama3" RoPE scaling: (factor, low_freq_factor, high_freq_factor, original_max_position).
     rope_scaling: tuple[float, float, float, int] | None = None
+    rope_linear_factor: float = 1.0  # "linear" RoPE scaling: positions divided by this factor
+    eos_token_ids: tuple[int, ...] = ()  # every id that ends generation (eos_token_id is the first)
 
     def __post_init__(self) -> None:
         for name in (
@@ -59,8 +60,15 @@ class ModelConfig:
             raise ConfigError(f"num_heads {self.num_heads} is not divisible by num_kv_heads {self.num_kv_heads}")
         if self.head_dim % 2:
             raise ConfigError(f"head_dim {self.head_dim} must be even for rotary embeddings")
-        if not 0 <= self.eos_token_id < self.vocab_size:
-            raise ConfigError(f"eos_token_id {self.eos_token_id} is outside the vocabulary")
+        for eos in (self.eos_token_id, *self.eos_token_ids):
+            if not 0 <= eos < self.vocab_size:
+                raise ConfigError(f"eos_token_id {eos} is outside the vocabulary")
+        if self.rope_linear_factor <= 0:
+            raise ConfigError(f"rope scaling factor must be > 0, got {self.rope_linear_factor}")
+
+    @property
+    def stop_token_ids(self) -> frozenset[int]:
+        return frozenset((self.eos_token_id, *self.eos_token_ids))
 
     @property
     def head_dim(self) -> int:
@@ -119,43 +127,10 @@ PRESETS: dict[str, ModelConfig] = {
 
 
 def load_hf_model_config(path: Path) -> ModelConfig:
-    """Read a Hugging Face Llama `config.json` into a ModelConfig."""
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ConfigError(f"{config_file} not found: --model must be a local Hugging Face Llama checkpoint")
-    raw = json.loads(config_file.read_text())
-    if raw.get("model_type") not in (None, "llama"):
-        raise ConfigError(f"model_type {raw.get('model_type')!r} is not supported: only Llama checkpoints load")
-    eos = raw.get("eos_token_id", 2)
-    if isinstance(eos, list):
-        eos = eos[0]
-    heads = raw["num_attention_heads"]
-    scaling = raw.get("rope_scaling") or None
-    if scaling is not None:
-        if scaling.get("rope_type", scaling.get("type")) != "llama3":
-            raise ConfigError(f"rope_scaling {scaling!r} is not supported: only Llama 3's 'llama3' type is")
-        scaling = (
-            float(scaling["factor"]),
-            float(scaling["low_freq_factor"]),
-            float(scaling["high_freq_factor"]),
-            int(scaling["original_max_position_embeddings"]),
-        )
-    return ModelConfig(
-        name=path.name,
-        vocab_size=raw["vocab_size"],
-        hidden_size=raw["hidden_size"],
-        num_layers=raw["num_hidden_layers"],
-        num_heads=heads,
-        num_kv_heads=raw.get("num_key_value_heads", heads),
-        intermediate_size=raw["intermediate_size"],
-        max_position=raw.get("max_position_embeddings", 2048),
-        rope_theta=float(raw.get("rope_theta", 10000.0)),
-        norm_eps=float(raw.get("rms_norm_eps", 1e-5)),
-        tie_embeddings=bool(raw.get("tie_word_embeddings", False)),
-        bos_token_id=raw.get("bos_token_id", 1) or 0,
-        eos_token_id=eos,
-        rope_scaling=scaling,
-    )
+    """Read a Hugging Face Llama `config.json` into a ModelConfig (see `hf_config.py`)."""
+    from server_under_test.hf_config import load_hf_model_config as load
+
+    return load(path)
 
 
 @dataclass(slots=True)
@@ -178,6 +153,7 @@ class ServerConfig:
     max_tokens_limit: int | None = None
     api_key: str | None = field(default=None, repr=False)
     step_delay_ms: float = 0.0
+    enable_prefix_caching: bool = True
     max_body_bytes: int = 1 << 20
     torch_threads: int | None = None
     host: str = "127.0.0.1"
@@ -210,6 +186,8 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range")
         self.model_config()  # reads at most a config.json: shape errors surface here, before torch loads
+        if self.model_path is not None and not (Path(self.model_path) / "tokenizer.json").is_file():
+            raise ConfigError(f"{Path(self.model_path) / 'tokenizer.json'} not found: --model needs a tokenizer.json")
 
     def model_config(self) -> ModelConfig:
         """The model shape, with max_position clamped to --max-model-len when given."""

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server_under_test.block_manager import BlockManager
 from server_under_test.config import ModelConfig, ServerConfig
@@ -55,10 +55,16 @@ class LLMEngine:
         self.model_config: ModelConfig = p.model_config
         self.tokenizer: Tokenizer = p.tokenizer
         self.runner, self.sampler, self.facts = p.runner, p.sampler, p.facts
-        self.block_manager = BlockManager(p.facts.kv_capacity_blocks, config.block_size)
+        self.block_manager = BlockManager(
+            p.facts.kv_capacity_blocks,
+            config.block_size,
+            config.enable_prefix_caching,
+            cache_salt=f"{config.model_path or config.preset}|{config.seed}|{config.dtype}",
+        )
         self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_batched_tokens)
         self.metrics = EngineMetrics(p.facts)
         self.max_model_len = self.model_config.max_position
+        self._stop_ids = self.model_config.stop_token_ids
         self.last_timing = StepTiming()
         self._requests: dict[str, _Request] = {}
         self._inbox: deque[_Request | str] = deque()  # a request to add, or the id of one to abort
@@ -185,6 +191,7 @@ class LLMEngine:
             is_decode = n == 1 and seq.output_token_ids and seq.num_computed_tokens == seq.num_tokens - 1
             prompt_tokens += 0 if is_decode else n
             seq.num_computed_tokens += n
+            self.block_manager.cache_full_blocks(seq)
         self.metrics.prompt_tokens.inc(prompt_tokens)
         self.metrics.generation_tokens.inc(len(tokens))
         now = time.monotonic()
@@ -201,7 +208,7 @@ class LLMEngine:
             seq.last_token_time = now
             seq.output_token_ids.append(token)
             reason: FinishReason | None = None
-            if token == self.model_config.eos_token_id and not seq.params.ignore_eos:
+            if token in self._stop_ids and not seq.params.ignore_eos:
                 text, reason = "", FinishReason.STOP
             else:
                 text, stopped = req.text.add(token)
@@ -227,6 +234,7 @@ class LLMEngine:
             None if reason is None else reason.value,
             seq.num_prompt_tokens,
             len(seq.output_token_ids),
+            seq.num_cached_tokens or 0,
         )
 
     def _finish(
@@ -255,6 +263,7 @@ class LLMEngine:
         m.waiting.set(self.num_waiting)
         m.kv_used.set(self.block_manager.num_used_blocks)
         m.kv_usage.set(self.block_manager.usage)
+        m.record_prefix_cache(self.scheduler, self.block_manager)
         new_preemptions = self.scheduler.num_preemptions - self._preemptions_seen
         if new_preemptions:
             m.preemptions.inc(new_preemptions)
@@ -289,15 +298,4 @@ class LLMEngine:
             if not self.has_unfinished:
                 break
             self.step()
-        return [
-            RequestOutput(
-                i,
-                "".join(texts[i]),
-                tokens[i],
-                True,
-                results[i].finish_reason,
-                results[i].prompt_tokens,
-                results[i].completion_tokens,
-            )
-            for i in ids
-        ]
+        return [replace(results[i], text="".join(texts[i]), token_ids=tokens[i]) for i in ids]

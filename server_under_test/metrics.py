@@ -7,6 +7,7 @@ The engine thread records; prometheus-client's metrics are thread-safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -79,6 +80,20 @@ class EngineMetrics:
         Gauge(f"{p}kv_cache_capacity_tokens", "KV pool size in tokens", registry=r).set(
             facts.kv_capacity_blocks * facts.block_size
         )
+        self.cached_blocks = Gauge(
+            f"{p}prefix_cache_blocks", "KV blocks holding a cached prefix, in use or free", registry=r
+        )
+        self.cached_free_blocks = Gauge(
+            f"{p}prefix_cache_free_blocks", "Free KV blocks still holding a cached prefix (evictable)", registry=r
+        )
+        self.prefix_queries = Counter(
+            f"{p}prefix_cache_queries", "Prompt tokens looked up in the prefix cache at admission", registry=r
+        )
+        self.prefix_hits = Counter(f"{p}prefix_cache_hits", "Prompt tokens found in the prefix cache", registry=r)
+        self.prefix_evictions = Counter(
+            f"{p}prefix_cache_evictions", "Cached blocks evicted to make room for new ones", registry=r
+        )
+        self._prefix_seen = (0, 0, 0)
         self.preemptions = Counter(f"{p}num_preemptions", "Sequences preempted by recompute", registry=r)
         self.prompt_tokens = Counter(f"{p}prompt_tokens", "Prompt tokens prefilled", registry=r)
         self.generation_tokens = Counter(f"{p}generation_tokens", "Tokens generated", registry=r)
@@ -116,6 +131,17 @@ class EngineMetrics:
         Gauge(f"{p}model_flops_per_token", "Forward FLOPs per token, attention excluded", registry=r).set(
             2 * facts.parameters
         )
+
+    def record_prefix_cache(self, scheduler: Any, block_manager: Any) -> None:
+        """Bring the prefix-cache gauges and counters up to the scheduler's and pool's running totals."""
+        self.cached_blocks.set(block_manager.num_cached_blocks)
+        self.cached_free_blocks.set(block_manager.num_cached_free_blocks)
+        now = (scheduler.prefix_queries, scheduler.prefix_hits, block_manager.num_evictions)
+        for counter, value, seen in zip(
+            (self.prefix_queries, self.prefix_hits, self.prefix_evictions), now, self._prefix_seen, strict=True
+        ):
+            counter.inc(value - seen)
+        self._prefix_seen = now
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

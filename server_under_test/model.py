@@ -58,6 +58,7 @@ def rope_tables(model: ModelConfig, device: torch.device) -> tuple[torch.Tensor,
     inv_freq = 1.0 / (model.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float64, device=device) / d))
     if model.rope_scaling is not None:
         inv_freq = _llama3_scaled(inv_freq, model.rope_scaling)
+    inv_freq = inv_freq / model.rope_linear_factor
     freqs = torch.outer(torch.arange(model.max_position, dtype=torch.float64, device=device), inv_freq)
     return freqs.cos().float(), freqs.sin().float()
 

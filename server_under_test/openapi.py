@@ -43,7 +43,14 @@ _USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _USAGE = {
     "type": "object",
     "required": list(_USAGE_FIELDS),
-    "properties": {k: {"type": "integer", "minimum": 0} for k in _USAGE_FIELDS},
+    "properties": {k: {"type": "integer", "minimum": 0} for k in _USAGE_FIELDS}
+    | {
+        "prompt_tokens_details": {
+            "type": "object",
+            "properties": {"cached_tokens": {"type": "integer", "minimum": 0}},
+            "description": "cached_tokens: prompt tokens served from the prefix cache",
+        }
+    },
 }
 
 

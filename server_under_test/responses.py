@@ -8,11 +8,13 @@ from typing import Any
 __all__ = ["final_body", "sse", "stream_chunk", "usage", "usage_chunk"]
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage object; `cached_tokens` are the prompt tokens served from the prefix cache."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
@@ -52,12 +54,12 @@ def stream_chunk(
 
 
 def usage_chunk(
-    rid: str, chat: bool, created: int, model: str, prompt_tokens: int, completion_tokens: int
+    rid: str, chat: bool, created: int, model: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
 ) -> dict[str, Any]:
     """The extra last chunk of `stream_options.include_usage`: no choices, the usage."""
     body = _envelope(rid, chat, True, created, model)
     body["choices"] = []
-    body["usage"] = usage(prompt_tokens, completion_tokens)
+    body["usage"] = usage(prompt_tokens, completion_tokens, cached_tokens)
     return body
 
 
@@ -70,6 +72,7 @@ def final_body(
     finish_reason: str | None,
     prompt_tokens: int,
     completion_tokens: int,
+    cached_tokens: int = 0,
 ) -> dict[str, Any]:
     body = _envelope(rid, chat, False, created, model)
     if chat:
@@ -82,5 +85,5 @@ def final_body(
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
     body["choices"] = [choice]
-    body["usage"] = usage(prompt_tokens, completion_tokens)
+    body["usage"] = usage(prompt_tokens, completion_tokens, cached_tokens)
     return body

@@ -17,11 +17,11 @@ __all__ = ["Sampler"]
 
 
 class Sampler:
-    def __init__(self, seed: int, eos_token_id: int, banned_token_ids: list[int] | None = None) -> None:
+    def __init__(self, seed: int, eos_token_id: int | list[int], banned_token_ids: list[int] | None = None) -> None:
         import torch
 
         self._generator = torch.Generator().manual_seed(seed)
-        self._eos_token_id = eos_token_id
+        self._eos_token_ids = [eos_token_id] if isinstance(eos_token_id, int) else sorted(eos_token_id)
         self._banned = banned_token_ids or []
         self._request_generators: dict[str, torch.Generator] = {}
 
@@ -53,7 +53,8 @@ class Sampler:
             # ignore_eos: the request wants exactly max_tokens tokens, so EOS must never be chosen.
             no_eos = [i for i, p in enumerate(params) if p.ignore_eos]
             if no_eos:
-                logits[no_eos, self._eos_token_id] = float("-inf")
+                rows = torch.tensor(no_eos, device=logits.device)[:, None]
+                logits[rows, torch.tensor(self._eos_token_ids, device=logits.device)] = float("-inf")
             tokens = logits.argmax(dim=-1).tolist()
             for i, p in enumerate(params):
                 if not p.greedy:

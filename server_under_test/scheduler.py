@@ -4,7 +4,9 @@ Every step: running sequences first, oldest first, each gets the tokens it has n
 (one token when decoding, a chunk when prefilling) within the step's token budget. When the pool
 runs out, the newest running sequence is preempted by recompute: its blocks are freed and it goes
 back to the front of the waiting queue. Then, if nothing was preempted, waiting sequences are
-admitted FIFO while there are seats (`max_num_seqs`), budget and blocks. The waiting queue's
+admitted FIFO while there are seats (`max_num_seqs`), budget and blocks; an admitted sequence
+first shares the cached KV blocks of its prefix (`BlockManager.allocate_prefix`) and computes only
+the rest. The waiting queue's
 bound is enforced where requests arrive (`LLMEngine.add_request`), so a refusal happens before
 anything is queued; preempted sequences always go back in.
 """
@@ -45,6 +47,8 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.num_preemptions = 0
+        self.prefix_queries = 0  # tokens looked up in the prefix cache at admission
+        self.prefix_hits = 0  # of those, tokens found
 
     @property
     def has_work(self) -> bool:
@@ -78,9 +82,14 @@ class Scheduler:
         now = time.monotonic()
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            n = min(seq.num_uncomputed_tokens, budget)
-            if not self.block_manager.grow(seq, n):
+            cached = self.block_manager.allocate_prefix(seq, budget)
+            if cached < 0:
                 break
+            if seq.num_cached_tokens is None:
+                seq.num_cached_tokens = cached
+            self.prefix_queries += seq.num_tokens
+            self.prefix_hits += cached
+            n = min(seq.num_uncomputed_tokens, budget)
             self.waiting.popleft()
             seq.status = SequenceStatus.RUNNING
             if seq.first_scheduled_time is None:

@@ -41,6 +41,8 @@ class Sequence:
     status: SequenceStatus = SequenceStatus.WAITING
     finish_reason: FinishReason | None = None
     num_preemptions: int = 0
+    num_cached_tokens: int | None = None  # prompt tokens found in the prefix cache at first admission
+    block_hashes: list[bytes] = field(default_factory=list)  # names of the full blocks, see block_manager
     first_scheduled_time: float | None = None
     first_token_time: float | None = None
     last_token_time: float | None = None

@@ -75,6 +75,7 @@ def build_engine_parts(config: ServerConfig) -> EngineParts:
     from server_under_test.weights import build_model
 
     model_config = config.model_config()
+    tokenizer = load_tokenizer(model_config, config.model_path)  # its errors before the weights load
     device = _resolve_device(config.device)
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
@@ -112,6 +113,6 @@ def build_engine_parts(config: ServerConfig) -> EngineParts:
         num_blocks,
         config.block_size,
     )
-    tokenizer = load_tokenizer(model_config, config.model_path)
     banned = tokenizer.banned_token_ids() if isinstance(tokenizer, ByteTokenizer) else None
-    return EngineParts(model_config, tokenizer, runner, Sampler(config.seed, model_config.eos_token_id, banned), facts)
+    sampler = Sampler(config.seed, sorted(model_config.stop_token_ids), banned)
+    return EngineParts(model_config, tokenizer, runner, sampler, facts)

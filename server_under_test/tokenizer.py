@@ -7,14 +7,17 @@ multi-byte character), and chat messages into a prompt.
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from server_under_test.config import ConfigError, ModelConfig
 
-__all__ = ["ByteTokenizer", "HFTokenizer", "IncrementalDecoder", "Tokenizer", "load_tokenizer"]
+__all__ = ["ByteTokenizer", "ChatTemplateError", "HFTokenizer", "IncrementalDecoder", "Tokenizer", "load_tokenizer"]
+
+
+class ChatTemplateError(ValueError):
+    """The chat template refused these messages (raise_exception) or failed on them: a 400."""
 
 
 class IncrementalDecoder(Protocol):
@@ -30,6 +33,7 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
     def incremental_decoder(self) -> IncrementalDecoder: ...
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str: ...
+    def chat_token_ids(self, messages: list[dict[str, str]]) -> list[int]: ...
 
 
 def _plain_chat_prompt(messages: list[dict[str, str]]) -> str:
@@ -84,6 +88,9 @@ class ByteTokenizer:
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         return _plain_chat_prompt(messages)
 
+    def chat_token_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.encode(self.apply_chat_template(messages))
+
 
 class _HFDecoder:
     """vLLM-style incremental detokenization over a sliding window: decode the few tokens since the
@@ -112,24 +119,71 @@ class _HFDecoder:
         return text[len(before) :]
 
 
+def _token_text(value: object) -> str:
+    """tokenizer_config.json writes a special token as a string or as {"content": ...}."""
+    if isinstance(value, str):
+        return value
+    return str(value.get("content", "")) if isinstance(value, dict) else ""
+
+
+def _read_template(path: Path, raw: dict[str, object]) -> str | None:
+    """`chat_template.jinja` first (transformers' newer layout), else tokenizer_config.json's
+    `chat_template`: a string, or a list of named templates of which "default" is used."""
+    jinja = path / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    template = raw.get("chat_template")
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) else None
+
+
+def _raise_exception(message: str) -> None:
+    raise ChatTemplateError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    import datetime
+
+    return datetime.datetime.now().strftime(fmt)
+
+
 class HFTokenizer:
-    """A Hugging Face `tokenizers` tokenizer.json, with the chat template from tokenizer_config.json."""
+    """A Hugging Face `tokenizers` tokenizer.json, with the chat template rendered as transformers
+    does: HF's variables, then the text encoded without adding special tokens (the template writes
+    BOS itself where the model wants it)."""
 
     def __init__(self, path: Path, model: ModelConfig) -> None:
         from tokenizers import Tokenizer as _Tokenizer
 
-        self._tok = _Tokenizer.from_file(str(path / "tokenizer.json"))
+        from server_under_test.hf_config import read_json
+
+        file = path / "tokenizer.json"
+        try:
+            self._tok = _Tokenizer.from_file(str(file))
+        except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+            raise ConfigError(f"{file} is not a valid tokenizer.json ({exc})") from None
         self.bos_token_id = model.bos_token_id
         self.eos_token_id = model.eos_token_id
-        self._chat_template: str | None = None
-        self._bos_text = ""
         config_file = path / "tokenizer_config.json"
-        if config_file.is_file():
-            raw = json.loads(config_file.read_text())
-            template = raw.get("chat_template")
-            self._chat_template = template if isinstance(template, str) else None
-            bos = raw.get("bos_token")
-            self._bos_text = bos if isinstance(bos, str) else (bos or {}).get("content", "")
+        raw = read_json(config_file) if config_file.is_file() else {}
+        self._bos_text = _token_text(raw.get("bos_token"))
+        self._eos_text = _token_text(raw.get("eos_token"))
+        self._template = None
+        source = _read_template(path, raw)
+        if source is not None:
+            from jinja2 import TemplateError
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            env = ImmutableSandboxedEnvironment(
+                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+            )
+            env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
+            try:
+                self._template = env.from_string(source)
+            except TemplateError as exc:
+                raise ConfigError(f"the chat template of {path} does not compile ({exc})") from None
 
     def encode(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=True).ids)
@@ -141,18 +195,22 @@ class HFTokenizer:
         return _HFDecoder(self)
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        if self._chat_template is None:
+        if self._template is None:
             return _plain_chat_prompt(messages)
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from jinja2 import TemplateError
 
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        text = env.from_string(self._chat_template).render(
-            messages=messages, add_generation_prompt=True, bos_token=self._bos_text
-        )
-        # encode() adds BOS itself; a template that also writes it would double it.
-        if self._bos_text and text.startswith(self._bos_text):
-            text = text[len(self._bos_text) :]
-        return text
+        try:
+            return self._template.render(
+                messages=messages, add_generation_prompt=True, bos_token=self._bos_text, eos_token=self._eos_text
+            )
+        except TemplateError as exc:
+            raise ChatTemplateError(f"the chat template failed on these messages: {exc}") from None
+
+    def chat_token_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        text = self.apply_chat_template(messages)
+        if self._template is None:
+            return self.encode(text)
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
 
 
 def load_tokenizer(model: ModelConfig, model_path: str | None) -> Tokenizer:

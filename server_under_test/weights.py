@@ -52,14 +52,23 @@ def load_hf_weights(model: LlamaModel, path: Path) -> None:
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise ConfigError(f"no *.safetensors files in {path}: --model needs safetensors weights")
-    handles = [safe_open(str(f), framework="pt", device="cpu") for f in files]
-    where = {key: h for h in handles for key in h.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    handles, where = [], {}
+    for f in files:
+        try:
+            handle = safe_open(str(f), framework="pt", device="cpu")
+            where |= dict.fromkeys(handle.keys(), handle)
+        except Exception as exc:  # safetensors raises its own SafetensorError, plus OSError
+            raise ConfigError(f"{f} is not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+        handles.append(handle)
     params = dict(model.named_parameters())
     for ours, theirs in _hf_name_map(model.cfg).items():
         missing = [n for n in theirs if n not in where]
         if missing:
             raise ConfigError(f"checkpoint {path} lacks {missing[0]}: is it a Llama checkpoint?")
-        tensor = torch.cat([where[n].get_tensor(n) for n in theirs], dim=0)
+        try:
+            tensor = torch.cat([where[n].get_tensor(n) for n in theirs], dim=0)
+        except Exception as exc:  # a truncated file lists its tensors but cannot read them
+            raise ConfigError(f"{path}: cannot read {theirs[0]} ({type(exc).__name__}: {exc})") from None
         if tensor.shape != params[ours].shape:
             raise ConfigError(
                 f"{theirs[0]} has shape {tuple(tensor.shape)}, config.json implies {tuple(params[ours].shape)}"

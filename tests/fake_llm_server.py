@@ -9,6 +9,12 @@ generator measured with what was sent. ``--mode`` (or a per-request ``X-Fake-Mod
 makes it misbehave: ``lie_usage``, ``bad_json``, ``no_done``, ``truncate``, ``http_500``,
 ``stream_error``, or ``mixed`` (each in turn).
 
+``--close-after-response S`` behaves like llama.cpp's ``llama-server``: it advertises
+``Connection: keep-alive`` and ``Keep-Alive: timeout=5, max=100`` but closes the socket ``S``
+seconds after every completion, without reading the request the client may have sent meanwhile.
+``--prefix-cache`` simulates a prompt cache: ``usage.prompt_tokens_details.cached_tokens`` is the
+longest prefix (in words) the prompt shares with any earlier prompt.
+
 Run it: ``python -m tests.fake_llm_server --port 8000 --ttft 0.04 --itl 0.008``.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import itertools
 import json
@@ -55,6 +62,7 @@ class _Stream:
     done: asyncio.Future
     prompt_tokens: int
     first_due: float
+    cached: int | None = None
     sent: int = 0
 
 
@@ -65,12 +73,32 @@ class FakeServer:
     ttft_s: float = 0.04
     itl_s: float = 0.008
     mode: str = "normal"
+    close_after_s: float | None = None  # None: honour keep-alive
+    prefix_cache: bool = False
     served: int = 0
     calibrations: int = 0
+    preflights: int = 0  # answered normally whatever the mode; neither `served` nor in `records`
     records: dict[str, dict] = field(default_factory=dict)
     _heap: list = field(default_factory=list)
     _wake: asyncio.Event | None = None
     _seq: itertools.count = field(default_factory=itertools.count)
+    _seen_prefixes: set[int] = field(default_factory=set)
+
+    @property
+    def _keep_alive(self) -> bytes:
+        if self.close_after_s is None:
+            return b""
+        return b"connection: keep-alive\r\nkeep-alive: timeout=5, max=100\r\n"
+
+    def _cached_words(self, words: list[str]) -> int:
+        """Longest prefix of ``words`` shared with an earlier prompt; remembers this prompt's prefixes."""
+        cached, h = 0, 0
+        for i, word in enumerate(words):
+            h = hash((h, word))
+            if h in self._seen_prefixes:
+                cached = i + 1
+            self._seen_prefixes.add(h)
+        return cached
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -81,6 +109,10 @@ class FakeServer:
                 headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 await self._route(method, path, headers, body, writer)
+                if self.close_after_s is not None and method == "POST":
+                    await writer.drain()
+                    await asyncio.sleep(self.close_after_s)
+                    break  # like llama-server: close despite the keep-alive just advertised
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -90,7 +122,8 @@ class FakeServer:
         if method == "GET" and path == "/health":
             return self._respond(w, 200, b'{"status":"ok"}')
         if method == "GET" and path == "/_records":
-            return self._respond(w, 200, json.dumps({"served": self.served, "requests": self.records}).encode())
+            body = {"served": self.served, "preflights": self.preflights, "requests": self.records}
+            return self._respond(w, 200, json.dumps(body).encode())
         if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return self._respond(w, 404, b'{"error":{"message":"not found"}}')
         received = time.perf_counter()
@@ -101,43 +134,53 @@ class FakeServer:
             usage = {"prompt_tokens": words, "completion_tokens": 1, "total_tokens": words + 1}
             answer = {"choices": [{"index": 0, "text": " tok"}], "usage": usage}
             return self._respond(w, 200, json.dumps(answer).encode())
-        self.served += 1
-        mode = headers.get("x-fake-mode", self.mode)
+        preflight = bool(headers.get("x-satscope-preflight"))  # `satscope run` checking the target: not load
+        self.preflights += preflight
+        self.served += not preflight
+        mode = "normal" if preflight else headers.get("x-fake-mode", self.mode)
         if mode == "mixed":
             mode = _MIXED[(self.served - 1) % len(_MIXED)]
         rid = headers.get("x-request-id", f"anon-{self.served}")
         record: list[float] = []
-        self.records[rid] = {
+        ({} if preflight else self.records)[rid] = {
             "received": received,
             "sent": record,
             "mode": mode,
             "authorization": headers.get("authorization"),
         }
         n = int(req.get("max_tokens") or 16)
-        prompt_tokens = len(str(req.get("prompt", req.get("messages", ""))).split())
+        words = str(req.get("prompt", req.get("messages", ""))).split()
+        prompt_tokens = len(words)
+        cached = self._cached_words(words) if self.prefix_cache else None
+        if not preflight:
+            self.records[rid]["prompt_sha"] = hashlib.sha256(" ".join(words).encode()).hexdigest()[:16]
+            self.records[rid]["cached"] = cached
         chat = path.endswith("chat/completions")
         if mode == "http_500":
             return self._respond(w, 500, b'{"error":{"message":"fake server error"}}')
         if not req.get("stream"):
             await asyncio.sleep(self.ttft_s + (n - 1) * self.itl_s)
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+            usage = _usage(prompt_tokens, n, cached)
             text = " tok" * n
             message = {"role": "assistant", "content": text}
             choice = {"index": 0, "message": message} if chat else {"index": 0, "text": text}
             return self._respond(w, 200, json.dumps({"choices": [choice], "usage": usage}).encode())
-        w.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        w.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n%s\r\n"
+            % self._keep_alive
+        )
         if chat:
             w.write(_chunk(_CHAT_ROLE))  # like vLLM: a role-only chunk first, not a token
         done = asyncio.get_running_loop().create_future()
-        stream = _Stream(w, chat, n, mode, record, done, prompt_tokens, received + self.ttft_s)
+        stream = _Stream(w, chat, n, mode, record, done, prompt_tokens, received + self.ttft_s, cached)
         self._push(stream.first_due, stream)
         await done
 
     def _respond(self, w: asyncio.StreamWriter, status: int, body: bytes) -> None:
         reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
         w.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-            % (status, reason.encode(), len(body), body)
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (status, reason.encode(), len(body), self._keep_alive, body)
         )
 
     def _push(self, due: float, stream: _Stream) -> None:
@@ -189,16 +232,23 @@ class FakeServer:
 
     def _finish(self, s: _Stream, done_marker: bool) -> None:
         completion = s.sent + (3 if s.mode == "lie_usage" else 0)
-        usage = {
-            "prompt_tokens": s.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": s.prompt_tokens + completion,
-        }
+        usage = _usage(s.prompt_tokens, completion, s.cached)
         s.writer.write(_chunk(b"data: " + json.dumps({"id": "c", "choices": [], "usage": usage}).encode() + b"\n\n"))
         if done_marker:
             s.writer.write(_chunk(b"data: [DONE]\n\n"))
         s.writer.write(b"0\r\n\r\n")
         s.done.set_result(None)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int, cached: int | None) -> dict:
+    usage: dict = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
 
 
 async def _serve(server: FakeServer, host: str, port: int) -> None:
@@ -216,9 +266,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ttft", type=float, default=0.04, help="seconds from request to first chunk")
     ap.add_argument("--itl", type=float, default=0.008, help="seconds between chunks")
     ap.add_argument("--mode", choices=MODES, default="normal")
+    ap.add_argument("--close-after-response", type=float, default=None, metavar="S",
+                    help="advertise keep-alive but close S seconds after every response (like llama-server)")
+    ap.add_argument("--prefix-cache", action="store_true", help="report cached_tokens of a simulated prefix cache")
     args = ap.parse_args(argv)
+    server = FakeServer(args.ttft, args.itl, args.mode, args.close_after_response, args.prefix_cache)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(FakeServer(args.ttft, args.itl, args.mode), args.host, args.port))
+        asyncio.run(_serve(server, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def test_short_demo_builds_a_report_with_a_verdict_and_stops_everything(tmp_path
     summary = json.loads((out / "summary.json").read_text())
     html = (out / "report.html").read_text()
     assert f"verdict: {summary['verdict']}" in proc.stdout
+    assert proc.stdout.count(summary["verdict"]) == 1, "the verdict is printed once"
     assert str((out / "report.html").resolve()) in proc.stdout
     assert summary["run"]["requests_ok"] > 20 and summary["run"]["status"] == "complete"
     # the demo's small KV pool is what the server runs out of, and the report says so with evidence

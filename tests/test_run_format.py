@@ -28,6 +28,7 @@ _MANIFEST_FIELDS = (
     "versions",
     "host",
     "clock",
+    "owner",
     "start_s",
     "end_s",
     "stages",
@@ -115,6 +116,7 @@ def test_manifest(run_dir: Path) -> None:
         "loadgen_saturated_reason",
         "token_mismatches",
         "target_errors",
+        "target_lost_s",
         "missing_probes",
         "notes",
     }

@@ -33,7 +33,12 @@ __all__ = [
 ]
 
 
-def run_gate(run_dir: str | Path, rules_path: str | Path, baseline_dir: str | Path | None = None) -> GateResult:
-    """Load the rules, evaluate them on ``run_dir`` (and ``baseline_dir``), return every outcome."""
+def run_gate(
+    run_dir: str | Path, rules_path: str | Path, baseline_dir: str | Path | None = None, allow_invalid: bool = False
+) -> GateResult:
+    """Load the rules, evaluate them on ``run_dir`` (and ``baseline_dir``), return every outcome.
+
+    A run whose summary says ``validity.ok: false`` fails unless ``allow_invalid``."""
     config = load_rules(rules_path)
-    return evaluate(Path(run_dir), config, Path(baseline_dir) if baseline_dir is not None else None)
+    baseline = Path(baseline_dir) if baseline_dir is not None else None
+    return evaluate(Path(run_dir), config, baseline, allow_invalid=allow_invalid)

@@ -12,7 +12,7 @@ from reports.gates._errors import GateInputError
 from reports.gates._noise import bootstrap_relative_change, load_rows, sample_for
 from reports.gates._paths import Resolved, resolve
 from reports.gates._rules import GateConfig, Rule
-from satscope.run_format import SUMMARY_FILE
+from satscope.run_format import MANIFEST_FILE, PROBES_FILE, REQUESTS_FILE, SAMPLES_FILE, SUMMARY_FILE, TOKENS_FILE
 
 __all__ = ["GateResult", "RuleResult", "evaluate", "load_summary"]
 
@@ -56,15 +56,34 @@ class GateResult:
         }
 
 
+# the files a summary is computed from: one newer than summary.json makes it stale
+_INPUT_FILES = (MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE, SAMPLES_FILE, PROBES_FILE)
+
+
+def _stale(run_dir: Path, summary_path: Path) -> bool:
+    made = summary_path.stat().st_mtime_ns
+    return any((run_dir / f).exists() and (run_dir / f).stat().st_mtime_ns > made for f in _INPUT_FILES)
+
+
+def _slos_of(path: Path) -> dict[str, float] | None:
+    """The SLOs an old summary was computed with, so a rebuild judges goodput the same way."""
+    try:
+        slos = json.loads(path.read_text()).get("slos") or {}
+        return {k.removesuffix("_s"): float(v) for k, v in slos.items() if isinstance(v, int | float)} or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_summary(run_dir: Path) -> dict[str, Any]:
-    """`summary.json` of a run; analysed on the spot when the run has none yet."""
+    """`summary.json` of a run; analysed on the spot when the run has none, or one older than its
+    files (the run files then decide: a corrupt one is the report's one-line error)."""
     if not run_dir.is_dir():
         raise GateInputError(f"run directory {run_dir} does not exist", "pass the runs/NAME directory")
     path = run_dir / SUMMARY_FILE
-    if not path.exists():
+    if not path.exists() or _stale(run_dir, path):
         from reports import analyze
 
-        return analyze(run_dir)
+        return analyze(run_dir, slos=_slos_of(path) if path.exists() else None)
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -123,8 +142,27 @@ def _regression(rule: Rule, got: Resolved, base: Resolved, config: GateConfig, r
     return RuleResult(rule.name, got.path, not failed, value, expected, msg, ref, change, ci)
 
 
-def evaluate(run_dir: Path, config: GateConfig, baseline_dir: Path | None = None) -> GateResult:
-    """Apply every rule of ``config`` to the run (and its baseline for regression rules)."""
+def _validity(summary: dict[str, Any], allow_invalid: bool) -> RuleResult | None:
+    """The run's own judgement of itself: an invalid run fails the gate unless allowed (None: valid)."""
+    validity = summary.get("validity") if isinstance(summary.get("validity"), dict) else {}
+    ok = validity.get("ok") is not False
+    errors = [str(w.get("message")) for w in validity.get("warnings") or []
+              if isinstance(w, dict) and w.get("severity") == "error"]
+    if ok:
+        return None
+    why = "; ".join(errors) or "validity.ok is false"
+    if allow_invalid:
+        return RuleResult("run is valid", "validity.ok", True, 0.0, "true",
+                          f"the run is invalid ({why}); judged anyway (--allow-invalid)")
+    return RuleResult("run is valid", "validity.ok", False, 0.0, "true",
+                      f"the run is invalid: {why}; its figures cannot be trusted (--allow-invalid judges it anyway)")
+
+
+def evaluate(
+    run_dir: Path, config: GateConfig, baseline_dir: Path | None = None, allow_invalid: bool = False
+) -> GateResult:
+    """Apply every rule of ``config`` to the run (and its baseline for regression rules), after the
+    run's own validity check."""
     needs_baseline = any(r.is_regression for r in config.rules)
     summary = load_summary(run_dir)
     base_summary = load_summary(baseline_dir) if baseline_dir is not None else None
@@ -135,6 +173,9 @@ def evaluate(run_dir: Path, config: GateConfig, baseline_dir: Path | None = None
         except (OSError, ValueError, KeyError):
             rows = None  # no raw rows: regressions are judged on point values, and the message says so
     result = GateResult(str(run_dir), str(baseline_dir) if baseline_dir else None)
+    validity = _validity(summary, allow_invalid)
+    if validity is not None:
+        result.results.append(validity)
     for rule in config.rules:
         for got in resolve(summary, rule.metric):
             if rule.min is not None or rule.max is not None:

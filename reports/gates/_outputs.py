@@ -20,20 +20,22 @@ def _value(x: float | None) -> str:
 def print_table(result: GateResult) -> None:
     """A rich table of every rule's outcome, then the overall verdict."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"satscope gate: {result.run_dir}", show_lines=False)
+    table = Table(title=escape(f"satscope gate: {result.run_dir}"), show_lines=False)
     for col in ("rule", "metric", "value", "expected", "result"):
         table.add_column(col, overflow="fold")
     for r in result.results:
         verdict = "[yellow]SKIP[/yellow]" if r.skipped else "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
         expected = r.expected if r.baseline is None else f"{r.expected} ({_value(r.baseline)})"
-        table.add_row(r.rule, r.metric, _value(r.value), expected, verdict)
-    console = Console()
-    console.print(table)
+        # names like `stages[step-2]` are text, not markup
+        table.add_row(escape(r.rule), escape(r.metric), _value(r.value), escape(expected), verdict)
+    console = Console(soft_wrap=True)
+    console.print(table, soft_wrap=False)
     for r in result.results:
         if not r.passed:
-            console.print(f"[red]FAIL[/red] {r.rule}: {r.message}", markup=True, highlight=False)
+            console.print(f"[red]FAIL[/red] {escape(r.rule)}: {escape(r.message)}", markup=True, highlight=False)
     failed = sum(not r.passed for r in result.results)
     skipped = sum(r.skipped for r in result.results)
     if result.passed:

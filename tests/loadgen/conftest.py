@@ -29,8 +29,16 @@ class FakeServer:
 
 
 @contextlib.contextmanager
-def fake_server(mode: str = "normal", ttft: float = 0.03, itl: float = 0.01) -> Iterator[FakeServer]:
+def fake_server(
+    mode: str = "normal",
+    ttft: float = 0.03,
+    itl: float = 0.01,
+    close_after_response: float | None = None,
+    prefix_cache: bool = False,
+) -> Iterator[FakeServer]:
     port = free_port()
+    extra = [] if close_after_response is None else ["--close-after-response", str(close_after_response)]
+    extra += ["--prefix-cache"] if prefix_cache else []
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -44,6 +52,7 @@ def fake_server(mode: str = "normal", ttft: float = 0.03, itl: float = 0.01) -> 
             str(itl),
             "--mode",
             mode,
+            *extra,
         ],
         cwd=ROOT,
     )

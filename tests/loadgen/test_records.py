@@ -36,6 +36,8 @@ def _row(rid: str, intended: float, first: float | None, status: str = "ok", usa
         chunks,
         5,
         3,
+        None,
+        False,
     )
 
 

@@ -29,7 +29,7 @@ def test_run_serve_end_to_end(tmp_path) -> None:
     assert manifest["versions"]["torch"] is not None
     # prompts were calibrated to the server's byte-level tokenizer (~4 tokens per word): --input-len holds
     assert manifest["config"]["workload"]["tokens_per_word"] > 2
-    assert manifest["loadgen"]["calibration_requests"] == 2
+    assert manifest["loadgen"]["calibration_requests"] == manifest["config"]["workload"]["calibration"]["requests"] >= 3
     assert (req.prompt_tokens - 48).abs().median() <= 6, req.prompt_tokens.describe()
     for f in out.iterdir():
         assert key.encode() not in f.read_bytes(), f.name

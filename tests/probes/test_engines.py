@@ -30,7 +30,7 @@ EXPECTED = {
     "sglang": {
         "kv_cache_usage": 0.5, "requests_running": 170, "requests_waiting": 2800,
         "prompt_tokens_per_s": 1000.0, "generation_tokens_per_s": 2500.0, "ttft_mean_s": 0.5,
-        "itl_mean_s": 0.01, "e2e_mean_s": 10.0,
+        "itl_mean_s": 0.01, "e2e_mean_s": 10.0, "prefix_cache_hit_rate": 0.007507552643049313,
     },
     "tgi": {
         "requests_running": 4, "requests_waiting": 0, "prompt_tokens_per_s": 2000.0,
@@ -42,7 +42,7 @@ EXPECTED = {
     },
 }
 ENGINE_OF = {"vllm_v0": "vllm"}
-GAUGES = {"kv_cache_usage", "requests_running", "requests_waiting"}
+GAUGES = {"kv_cache_usage", "requests_running", "requests_waiting", "prefix_cache_hit_rate"}
 
 
 def _scrape(mapper: CanonicalMapper, t: float, fixture: str) -> dict[str, float]:

@@ -96,6 +96,7 @@ def test_integral_floats_count_as_integers_and_null_means_the_default(limited: S
         "prompt_tokens": 2,
         "completion_tokens": 2,
         "total_tokens": 4,
+        "prompt_tokens_details": {"cached_tokens": 0},
     }
     bad = httpx.post(f"{limited.url}/v1/completions", json={"prompt": "x", "max_tokens": 2.5})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_tokens"

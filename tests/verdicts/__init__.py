@@ -1,0 +1,1 @@
+"""Verdict-accuracy suite: scenarios with a known right answer on the bundled server."""
