@@ -3,14 +3,14 @@
 The names here are the pure parts (shapes, arrival schedules, workloads, SSE parsing, records and
 the run writer): importing them never imports locust or gevent, so the CLI and tests use them
 in-process. The Locust side (``loadgen/_user.py``, ``loadgen/runner.py``) runs only in its own
-process, started by `satscope run` (``loadgen/orchestrate.py``). Usage: ``docs/loadgen.md``.
+process, started by `satscope run` (``satscope/_orchestrate.py``). Usage: ``docs/loadgen.md``.
 """
 
 from loadgen.arrivals import arrival_times, next_gap
 from loadgen.config import ENDPOINTS, LoadgenConfig
 from loadgen.output import progress, write_run_files
 from loadgen.records import RunStore, WorkerBuffer
-from loadgen.saturation import Limits, loadgen_figures, saturation_verdict
+from loadgen.saturation import loadgen_figures
 from loadgen.shape_options import SHAPES, ShapeOptions, build_shape
 from loadgen.shapes import Shape, ShapePoint, Stage, load_stages_toml
 from loadgen.sse import LineKind, SseEvent, parse_line, request_body
@@ -20,7 +20,6 @@ __all__ = [
     "ENDPOINTS",
     "SHAPES",
     "LengthDist",
-    "Limits",
     "LineKind",
     "LoadgenConfig",
     "RequestSpec",
@@ -42,6 +41,5 @@ __all__ = [
     "parse_line",
     "progress",
     "request_body",
-    "saturation_verdict",
     "write_run_files",
 ]

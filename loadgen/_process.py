@@ -1,5 +1,6 @@
 """One load-generator process's work under gevent: send a request and time it, dispatch open-loop
-arrivals, and watch itself (CPU, loop lag, in-flight, late dispatches).
+arrivals, run multi-turn sessions (``--turns``), and watch itself (CPU, loop lag, in-flight, late
+dispatches).
 
 Imported only inside the Locust process (``loadgen/runner.py``), after gevent's monkey-patching.
 Locust is not imported here: ``loadgen/_user.py`` wires these methods into Locust users and turns
@@ -21,11 +22,14 @@ from gevent.pool import Group
 from geventhttpclient.response import HTTPParseError
 
 from loadgen._raw_stream import RawConnection, StaleConnectionError, TooLargeError
+from loadgen._token_stream import StreamTally, read_stream
 from loadgen.arrivals import arrival_times
 from loadgen.config import LoadgenConfig
-from loadgen.records import WorkerBuffer
-from loadgen.sse import LineKind, parse_line, request_body, usage_counts
-from loadgen.workload import Workload
+from loadgen.conversation import Session, SessionSlot
+from loadgen.records import RequestRecord, WorkerBuffer
+from loadgen.request_extras import headers_from_env
+from loadgen.sse import Usage, answer_text, request_body, usage_counts
+from loadgen.workload import RequestSpec, Workload
 from satscope.run_format import labels_to_str
 
 __all__ = ["LoadgenProcess", "Outcome"]
@@ -50,15 +54,26 @@ class Outcome:
 class LoadgenProcess:
     """State of one load-generator process (the local runner, or one Locust worker)."""
 
-    def __init__(self, config: LoadgenConfig, worker: str, stream_id: int, share: float = 1.0) -> None:
+    def __init__(
+        self, config: LoadgenConfig, worker: str, stream_id: int, share: float = 1.0, quota: int | None = None
+    ) -> None:
         self.config = config
         self.worker = worker
         self.share = share
         self.stream_id = stream_id
         self.buffer = WorkerBuffer()
-        self.workload = Workload(config.workload_obj(), stream_id=stream_id)
+        workload = config.workload_obj()
+        self.workload = Workload(workload, stream_id=stream_id)
+        self.turns = workload.turns
+        self.sessions = workload.sessions
+        self._think_time = workload.think_time
+        self._think_rng = random.Random(f"{workload.seed}/think/{stream_id}")
+        self._sessions = 0
+        self._schedule_over = False  # open loop: the arrival schedule ended; sessions send no later turns
         self.labels = labels_to_str({"worker": worker})
         self._api_key = os.environ.get("SATSCOPE_API_KEY") or None
+        self._headers = headers_from_env(config.header_names)  # --header values: never in a file
+        self._quota = quota  # requests this process may still send (its share of --max-requests); None: no limit
         self._chat = config.endpoint == "chat"
         self._seq = 0
         self.in_flight = 0
@@ -76,29 +91,49 @@ class LoadgenProcess:
     def new_connection(self) -> RawConnection:
         return RawConnection(self.config.target_url, min(self.config.timeout_s, 30.0), self.config.timeout_s)
 
-    def send(self, conn: RawConnection, intended_start: float | None = None) -> Outcome:
+    def send(
+        self,
+        conn: RawConnection,
+        intended_start: float | None = None,
+        session: Session | None = None,
+        spec: RequestSpec | None = None,
+    ) -> Outcome:
         """Send one request on ``conn``, time every chunk, append the record; never raises for the
-        target's faults (they become the record's status)."""
+        target's faults (they become the record's status). With a ``session`` the request is its next
+        turn: the history goes with it, and the answer's text is kept for the turn after. ``spec``
+        (a trace's request) replaces the workload's next request."""
         cfg = self.config
-        spec = self.workload.next_request()
+        if session is not None and session.script is not None:  # a conversation from a file: its next user turn
+            spec = session.script[session.sent]
+        elif spec is None:
+            spec = self.workload.next_request()
         self._seq += 1
         request_id = f"{self.worker}-{self._seq:06d}"
+        turn = None if session is None else session.next_turn
+        prompt = spec.prompt if session is None or self._chat else session.text(spec.prompt)
         body = json.dumps(
             request_body(
                 chat=self._chat,
                 model=cfg.model,
-                prompt=spec.prompt,
+                prompt=prompt,
                 max_tokens=spec.max_tokens,
                 stream=cfg.stream,
                 ignore_eos=cfg.workload["ignore_eos"],
+                extra=cfg.extra_body,
+                messages=session.messages(spec.prompt) if session is not None and self._chat else None,
             )
         ).encode()
-        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-Id": request_id}
+        headers = {
+            **self._headers,
+            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",
+            "X-Request-Id": request_id,
+        }
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         times = array("d")
+        tally = StreamTally(text=None if session is None else [])
         status, error, http_status = "ok", None, None
-        usage: tuple[int | None, int | None, int | None] = (None, None, None)
         broken = retried = False
         self.in_flight += 1
         start = time.perf_counter()
@@ -117,9 +152,11 @@ class LoadgenProcess:
                 if http_status != 200:
                     status, error = "http_error", _text(conn.read_rest(response)) or f"HTTP {http_status}"
                 elif cfg.stream:
-                    status, error, usage, broken = self._read_stream(conn, response, times)
+                    status, error, broken = read_stream(conn, response, self._chat, times, tally)
                 else:
-                    usage, error = _parse_whole(conn.read_rest(response))
+                    tally.usage, error, answer = _parse_whole(conn.read_rest(response), self._chat)
+                    if tally.text is not None:
+                        tally.text.append(answer)
                     status = "ok" if error is None else "malformed"
         except _RequestTimeout:
             status, error, broken = "timeout", f"no complete response within {cfg.timeout_s} s", True
@@ -140,68 +177,89 @@ class LoadgenProcess:
             if broken:
                 conn.discard()
             first = times[0] if times else None
+            usage = tally.usage
             self.buffer.add(
-                (
-                    request_id,
-                    self.worker,
-                    cfg.endpoint,
-                    cfg.stream,
-                    start if intended_start is None else intended_start,
-                    start,
-                    first,
-                    end,
-                    status,
-                    http_status,
-                    error,
-                    usage[0],
-                    usage[1],
-                    len(times),
-                    spec.input_tokens,
-                    spec.max_tokens,
-                    usage[2],
-                    retried,
+                RequestRecord(
+                    request_id=request_id,
+                    worker=self.worker,
+                    endpoint=cfg.endpoint,
+                    stream=cfg.stream,
+                    intended_start=start if intended_start is None else intended_start,
+                    start=start,
+                    first_token=first,
+                    end=end,
+                    status=status,
+                    http_status=http_status,
+                    error=error,
+                    prompt_tokens=usage.prompt_tokens,
+                    output_tokens=usage.completion_tokens,
+                    output_chunks=len(times),
+                    input_tokens_requested=spec.input_tokens,
+                    max_tokens=spec.max_tokens,
+                    prompt_tokens_cached=usage.cached_tokens,
+                    retried=retried,
+                    first_reasoning_token=tally.first_reasoning,
+                    first_visible_token=tally.first_visible,
+                    reasoning_chunks=tally.reasoning_chunks,
+                    reasoning_tokens=usage.reasoning_tokens,
+                    session_id=None if session is None else session.session_id,
+                    turn=turn,
                 ),
                 times,
             )
+            if session is not None and tally.text is not None:
+                if status == "ok":
+                    session.answered(spec.prompt, "".join(tally.text), end + self._think_time.sample(self._think_rng))
+                else:
+                    session.failed()
         itl = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
         return Outcome(status, error, None if first is None else first - start, itl, end - start, len(times))
 
-    def _read_stream(
-        self, conn: RawConnection, response: object, times: array
-    ) -> tuple[str, str | None, tuple[int | None, int | None, int | None], bool]:
-        usage: tuple[int | None, int | None, int | None] = (None, None, None)
-        done = False
-        while True:
-            line = conn.read_line(response)
-            t = time.perf_counter()  # before any parsing: the arrival of this line
-            if not line:
-                break
-            if line == b"\n":  # the blank line after every event: half of all lines
-                continue
-            event = parse_line(line, self._chat)
-            kind = event.kind
-            if kind == LineKind.CONTENT:
-                times.append(t)
-            elif kind == LineKind.DONE:
-                done = True
-            elif kind == LineKind.ERROR:
-                return "http_error", f"error in stream: {event.error}", usage, True
-            elif kind == LineKind.MALFORMED:
-                return "malformed", event.error, usage, True
-            if event.output_tokens is not None or event.prompt_tokens is not None:
-                usage = (event.prompt_tokens, event.output_tokens, event.cached_tokens)
-        if not done:
-            return "malformed", "stream ended without data: [DONE]", usage, False
-        return "ok", None, usage, False
+    def send_closed(self, conn: RawConnection, slot: SessionSlot, stopping: Callable[[], bool]) -> Outcome | None:
+        """Closed loop: a user's next request. With sessions, the next turn of the user's session once
+        its think time is over (intended start: the last answer's end + the think time), or the first
+        turn of a new session; None when ``stopping()`` came true during the think time."""
+        if not self.sessions:
+            return self.send(conn)
+        session = slot.session
+        if session is None or session.done:
+            slot.session = session = self.new_session()
+            return self.send(conn, None, session)
+        assert session.next_at is not None
+        if not self._wait_until(session.next_at, stopping):
+            return None
+        return self.send(conn, session.next_at, session)
+
+    def new_session(self) -> Session:
+        self._sessions += 1
+        session_id = f"{self.worker}-s{self._sessions:05d}"
+        conversation = self.workload.next_conversation()
+        if conversation is None:
+            return Session(session_id, self.turns)
+        system, script = conversation
+        return Session(session_id, len(script), system, script)
+
+    def claim(self) -> bool:
+        """Take one request of this process's share of ``--max-requests``; False once it is used up."""
+        if self._quota is None:
+            return True
+        if self._quota <= 0:
+            return False
+        self._quota -= 1
+        return True
 
     def dispatch(self, origin_s: float, send_result: Callable[[Outcome], None]) -> None:
-        """Open loop: send requests at this process's share of the shape's arrival schedule."""
+        """Open loop: send requests at this process's share of the shape's arrival schedule, or at the
+        times of the trace being replayed (``--dataset-format mooncake``: one process)."""
         cfg = self.config
         cap = max(1, round(cfg.max_in_flight * self.share))
         rng = random.Random(f"{cfg.workload['seed']}/arrivals/{self.stream_id}")
         phase = (self.stream_id * self.share) % 1.0
-        for t in arrival_times(cfg.shape_obj(), rng, share=self.share, phase=phase):
-            if self.stopping:
+        trace = self.workload.trace_requests()
+        schedule = trace if trace is not None else ((t, None) for t in arrival_times(
+            cfg.shape_obj(), rng, share=self.share, phase=phase))  # fmt: skip
+        for t, spec in schedule:
+            if self.stopping or self._quota == 0:  # stopped, or this process's share of --max-requests is sent
                 return
             intended = origin_s + t
             delay = intended - time.perf_counter()
@@ -215,7 +273,12 @@ class LoadgenProcess:
             if len(self._requests) >= cap:
                 self._drop(intended)
                 continue
-            self._requests.spawn(self._send_pooled, intended, send_result)
+            self.claim()
+            if self.sessions:
+                self._requests.spawn(self._session_pooled, intended, send_result)
+            else:
+                self._requests.spawn(self._send_pooled, intended, send_result, spec)
+        self._schedule_over = True
 
     def drain(self, timeout_s: float) -> None:
         """Wait for open-loop requests in flight (their records must make the final flush)."""
@@ -225,37 +288,66 @@ class LoadgenProcess:
         """Cut the open-loop requests in flight (a second Ctrl-C)."""
         self._requests.kill(block=False)
 
-    def _send_pooled(self, intended: float, send_result: Callable[[Outcome], None]) -> None:
+    def _send_pooled(
+        self, intended: float, send_result: Callable[[Outcome], None], spec: RequestSpec | None = None
+    ) -> None:
         conn = self._free.pop() if self._free else self.new_connection()
         try:
-            send_result(self.send(conn, intended))
+            send_result(self.send(conn, intended, spec=spec))
         finally:
             self._free.append(conn)
+
+    def _session_pooled(self, intended: float, send_result: Callable[[Outcome], None]) -> None:
+        """Open loop: one session from its arrival, each later turn due at the last answer's end plus
+        the think time; it ends early when the schedule is over, the run stops or the quota is sent."""
+        conn = self._free.pop() if self._free else self.new_connection()
+        session = self.new_session()
+
+        def over() -> bool:
+            return self.stopping or self._schedule_over
+
+        try:
+            send_result(self.send(conn, intended, session))
+            while not session.done and session.next_at is not None and not over():
+                if not self._wait_until(session.next_at, over) or not self.claim():
+                    return
+                send_result(self.send(conn, session.next_at, session))
+        finally:
+            self._free.append(conn)
+
+    @staticmethod
+    def _wait_until(t: float, stopping: Callable[[], bool]) -> bool:
+        """Sleep until monotonic time ``t``, looking at ``stopping()`` every 0.1 s; False if it came true."""
+        while (delay := t - time.perf_counter()) > 0:
+            if stopping():
+                return False
+            gevent.sleep(min(delay, 0.1))
+        return not stopping()
 
     def _drop(self, intended: float) -> None:
         self.dropped_dispatches += 1
         self._seq += 1
         now = time.perf_counter()
         self.buffer.add(
-            (
-                f"{self.worker}-{self._seq:06d}",
-                self.worker,
-                self.config.endpoint,
-                self.config.stream,
-                intended,
-                now,
-                None,
-                now,
-                "dropped",
-                None,
-                f"in-flight cap {self.config.max_in_flight} reached",
-                None,
-                None,
-                0,
-                None,
-                None,
-                None,
-                False,
+            RequestRecord(
+                request_id=f"{self.worker}-{self._seq:06d}",
+                worker=self.worker,
+                endpoint=self.config.endpoint,
+                stream=self.config.stream,
+                intended_start=intended,
+                start=now,
+                first_token=None,
+                end=now,
+                status="dropped",
+                http_status=None,
+                error=f"in-flight cap {self.config.max_in_flight} reached",
+                prompt_tokens=None,
+                output_tokens=None,
+                output_chunks=0,
+                input_tokens_requested=None,
+                max_tokens=None,
+                prompt_tokens_cached=None,
+                retried=False,
             ),
             array("d"),
         )
@@ -292,9 +384,11 @@ def _text(data: bytes) -> str:
     return data[:500].decode("utf-8", "replace").strip()
 
 
-def _parse_whole(data: bytes) -> tuple[tuple[int | None, int | None, int | None], str | None]:
+def _parse_whole(data: bytes, chat: bool) -> tuple[Usage, str | None, str]:
+    """A non-streamed response's usage, error (None: fine) and answer text."""
     try:
-        usage = json.loads(data).get("usage")
+        whole = json.loads(data)
+        usage = whole.get("usage")
     except (json.JSONDecodeError, AttributeError):
-        return (None, None, None), f"response is not a JSON object: {_text(data)[:80]!r}"
-    return (usage_counts(usage) if isinstance(usage, dict) else (None, None, None)), None
+        return Usage(), f"response is not a JSON object: {_text(data)[:80]!r}", ""
+    return (usage_counts(usage) if isinstance(usage, dict) else Usage()), None, answer_text(whole, chat)

@@ -18,9 +18,11 @@ from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
 
 from loadgen._process import LoadgenProcess, Outcome
+from loadgen.conversation import SessionSlot
+from loadgen.search import SearchRun
 from loadgen.shapes import Shape
 
-__all__ = ["ProcessHolder", "make_shape", "make_user_classes"]
+__all__ = ["ProcessHolder", "make_search_shape", "make_shape", "make_user_classes"]
 
 _CONNECT_RETRY_S = 0.1
 
@@ -44,6 +46,7 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
             assert holder.proc is not None, "the load generator was not configured before users spawned"
             self.proc = holder.proc
             self.conn = self.proc.new_connection()
+            self.session_slot = SessionSlot()  # --turns: this user's session in progress
 
         @task
         def requests_until_stopped(self) -> None:
@@ -52,12 +55,20 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
             # that starts right after. Inside one long task a stop only flags the user
             # "stopping": the request in flight completes, then the loop ends.
             while self._state != LOCUST_STATE_STOPPING:
-                outcome = self.proc.send(self.conn)
+                if not self.proc.claim():  # --max-requests: this process's share is sent; idle until the stop
+                    gevent.sleep(_CONNECT_RETRY_S)
+                    continue
+                outcome = self.proc.send_closed(self.conn, self.session_slot, self._stopping)
+                if outcome is None:  # stopped during a session's think time
+                    break
                 fire(outcome)
                 if outcome.status == "connection_error":
                     # a dead target refuses in microseconds: do not spin a core recording refusals
                     gevent.sleep(_CONNECT_RETRY_S)
             raise StopUser
+
+        def _stopping(self) -> bool:
+            return self._state == LOCUST_STATE_STOPPING
 
         def on_stop(self) -> None:
             self.conn.discard()
@@ -94,3 +105,18 @@ def make_shape(shape: Shape, n_processes: int) -> LoadTestShape:
             return point.users, point.spawn_rate
 
     return SatscopeShape()
+
+
+def make_search_shape(search: SearchRun) -> LoadTestShape:
+    """The Locust shape of ``--shape search`` (closed loop): each tick asks the search for the load
+    now; it decides a level when the level's time is up, from the records the master holds."""
+
+    class SearchShape(LoadTestShape):
+        def tick(self) -> tuple[int, float] | None:
+            load = search.at(self.get_run_time())
+            if load is None:
+                return None
+            spawn = search.search.settings.spawn_rate
+            return round(load), spawn if spawn is not None else max(10.0, load)
+
+    return SearchShape()

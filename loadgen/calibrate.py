@@ -40,11 +40,12 @@ class Calibration:
     points: tuple[tuple[int, int], ...]  # (words, prompt tokens)
 
 
-def _prompt_tokens(url: str, endpoint: str, model: str, api_key: str | None, words: str, timeout_s: float) -> int:
+def _prompt_tokens(
+    url: str, endpoint: str, model: str, words: str, timeout_s: float, headers: dict[str, str], extra_body: dict
+) -> int:
     import httpx
 
-    headers = {"X-Satscope-Calibration": "1"} | ({"Authorization": f"Bearer {api_key}"} if api_key else {})
-    body: dict = {"model": model, "max_tokens": 1, "temperature": 0.0, "stream": False}
+    body: dict = {"model": model, "max_tokens": 1, "temperature": 0.0, "stream": False, **extra_body}
     if endpoint == "chat":
         path, body["messages"] = "/v1/chat/completions", [{"role": "user", "content": words}]
     else:
@@ -54,10 +55,25 @@ def _prompt_tokens(url: str, endpoint: str, model: str, api_key: str | None, wor
     return int(resp.json()["usage"]["prompt_tokens"])
 
 
-def calibrate(url: str, endpoint: str, model: str, api_key: str | None, timeout_s: float = 30.0) -> Calibration:
-    """Probe the target at :data:`PROBE_WORDS` and fit tokens per word and the per-prompt overhead."""
+def calibrate(
+    url: str,
+    endpoint: str,
+    model: str,
+    api_key: str | None,
+    timeout_s: float = 30.0,
+    *,
+    extra_headers: dict[str, str] | None = None,
+    extra_body: dict | None = None,
+) -> Calibration:
+    """Probe the target at :data:`PROBE_WORDS` and fit tokens per word and the per-prompt overhead.
+
+    ``extra_headers`` and ``extra_body`` (``--header``, ``--extra-body``) go with every probe, as with
+    the load: a vendor field such as a chat-template option changes the prompt's token count."""
     import httpx
 
+    headers = {**(extra_headers or {}), "X-Satscope-Calibration": "1"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     rng = random.Random("satscope-calibration")
     points: list[tuple[int, int]] = []
     sent = 0
@@ -65,7 +81,8 @@ def calibrate(url: str, endpoint: str, model: str, api_key: str | None, timeout_
         sent += 1
         try:
             words = _balanced_words(rng, n_words)
-            points.append((n_words, _prompt_tokens(url, endpoint, model, api_key, words, timeout_s)))
+            tokens = _prompt_tokens(url, endpoint, model, words, timeout_s, headers, extra_body or {})
+            points.append((n_words, tokens))
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             break  # past the context, or no usage: fit what there is
     slope, intercept = fit_line(points) if len(points) >= _MIN_POINTS else (None, 0.0)

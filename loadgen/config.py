@@ -2,7 +2,8 @@
 
 ``satscope run`` validates flags into a :class:`LoadgenConfig`, writes it as JSON next to the run
 (``loadgen_config.json``) and starts ``python -m loadgen.runner --config FILE``. The API key is
-never part of it: it travels in the ``SATSCOPE_API_KEY`` environment variable of the subprocess.
+never part of it: it travels in the ``SATSCOPE_API_KEY`` environment variable of the subprocess,
+and so do the values of ``--header`` (``SATSCOPE_HEADERS``; the config holds ``Name: ***``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadgen.request_extras import check_extra_body
 from loadgen.shapes import Shape
 from loadgen.workload import WorkloadConfig
 from satscope.errors import SatscopeError
 
-__all__ = ["ENDPOINTS", "LoadgenConfig"]
+__all__ = ["ENDPOINTS", "LoadgenConfig", "request_quota"]
 
 ENDPOINTS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -43,6 +45,10 @@ class LoadgenConfig:
     stop_timeout_s: float = 30.0  # at the end, in-flight requests get this long to finish
     dead_after_s: float = 10.0  # nothing but connection errors this long: the target is gone, stop (0: never)
     locust_csv: bool = True
+    headers: list[str] = field(default_factory=list)  # "Name: ***": the values travel in SATSCOPE_HEADERS
+    extra_body: dict[str, Any] = field(default_factory=dict)  # merged into every request body
+    max_requests: int | None = None  # requests sent over all processes, then the run ends (None: no limit)
+    search: dict[str, Any] | None = None  # --shape search: loadgen.search.SearchSettings (shape: its envelope)
 
     def __post_init__(self) -> None:
         _check_target_url(self.target_url)
@@ -56,8 +62,19 @@ class LoadgenConfig:
             raise SatscopeError("--dead-after must be >= 0", "seconds of only connection errors; 0 never stops")
         if self.workers < 0:
             raise SatscopeError("--workers must be >= 0", "0 runs one local process")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise SatscopeError(f"--max-requests must be >= 1, got {self.max_requests}", "e.g. --max-requests 500")
+        check_extra_body(self.extra_body)
         Shape.from_json(self.shape)  # validates
+        if self.search is not None:
+            from loadgen.search import SearchSettings
+
+            SearchSettings(**self.search)
         WorkloadConfig.from_json(self.workload)
+
+    @property
+    def header_names(self) -> list[str]:
+        return [h.split(":", 1)[0] for h in self.headers]
 
     @property
     def path(self) -> str:
@@ -80,6 +97,14 @@ class LoadgenConfig:
     @classmethod
     def load(cls, path: str | Path) -> LoadgenConfig:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def request_quota(total: int | None, index: int, processes: int) -> int | None:
+    """Process ``index``'s share of ``--max-requests`` over ``processes`` load-generator processes:
+    equal shares, the first ``total % processes`` one more, so they add up to ``total`` exactly."""
+    if total is None:
+        return None
+    return total // processes + (1 if index < total % processes else 0)
 
 
 def _check_target_url(url: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from loadgen.records import RunStore
 from loadgen.shapes import Shape
+from satscope.quantile import quantile
 from satscope.run_format import LOADGEN_FILE, REQUESTS_FILE, TOKENS_FILE, write_parquet_atomic
 
 __all__ = ["progress", "write_run_files"]
@@ -45,12 +46,6 @@ def progress(store: RunStore, now_s: float, window_s: float = 5.0) -> dict[str, 
         "errors": sum(1 for s in statuses if s != "ok"),
         "req_per_s": len(recent) / window_s,
         "tokens_per_s": sum(chunks[j] for j in recent) / window_s,
-        "ttft_p50_s": _quantile(ttfts, 0.5),
-        "ttft_p99_s": _quantile(ttfts, 0.99),
+        "ttft_p50_s": quantile(ttfts, 0.5),
+        "ttft_p99_s": quantile(ttfts, 0.99),
     }
-
-
-def _quantile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]

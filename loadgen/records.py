@@ -1,6 +1,6 @@
 """Request records kept compactly, batched msgpack-friendly, and turned into the run's tables.
 
-A load-generator process appends one tuple per request (:data:`RAW_FIELDS`) and the request's
+A load-generator process appends one :class:`RequestRecord` per request and the request's
 token arrival times to an ``array('d')`` (no Python float objects per token: GC pauses showed up
 in p99 when there were millions). ``WorkerBuffer.drain()`` hands everything since the last drain
 over as a batch of lists and bytes, which Locust's msgpack transport carries from a worker to the
@@ -11,50 +11,68 @@ shape's start time, builds the Arrow tables of ``docs/run-format.md``.
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loadgen.shapes import Shape
+from loadgen.token_audit import token_mismatch
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["RAW_FIELDS", "RunStore", "WorkerBuffer"]
+__all__ = ["RAW_FIELDS", "RequestRecord", "RunStore", "WorkerBuffer"]
 
-RAW_FIELDS = (
-    "request_id",
-    "worker",
-    "endpoint",
-    "stream",
-    "intended_start",
-    "start",
-    "first_token",
-    "end",
-    "status",
-    "http_status",
-    "error",
-    "prompt_tokens",
-    "output_tokens",
-    "output_chunks",
-    "input_tokens_requested",
-    "max_tokens",
-    "prompt_tokens_cached",
-    "retried",
-)
-_TIME_FIELDS = ("intended_start", "start", "first_token", "end")
+
+class RequestRecord(NamedTuple):
+    """What a load-generator process records about one request (times: monotonic seconds).
+
+    ``output_chunks`` counts the token parts of the stream (``loadgen/sse.py``: a chunk counts once
+    for each of reasoning, content and tool-call output it carries); ``reasoning_chunks`` those of
+    them that carried reasoning. The four fields after ``retried`` came with reasoning streams; their
+    defaults say "none seen". ``session_id`` and ``turn`` (1 for the first) belong to a session's turn.
+    """
+
+    request_id: str
+    worker: str
+    endpoint: str
+    stream: bool
+    intended_start: float
+    start: float
+    first_token: float | None
+    end: float
+    status: str
+    http_status: int | None
+    error: str | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    output_chunks: int
+    input_tokens_requested: int | None
+    max_tokens: int | None
+    prompt_tokens_cached: int | None
+    retried: bool
+    first_reasoning_token: float | None = None
+    first_visible_token: float | None = None
+    reasoning_chunks: int = 0
+    reasoning_tokens: int | None = None
+    session_id: str | None = None
+    turn: int | None = None
+
+
+RAW_FIELDS = RequestRecord._fields
+_TIME_FIELDS = ("intended_start", "start", "first_token", "end", "first_reasoning_token", "first_visible_token")
 
 
 class WorkerBuffer:
     """Records of one load-generator process since the last :meth:`drain`."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[RequestRecord] = []
         self.token_counts: list[int] = []
         self.token_times = array("d")
         self.samples: list[tuple[float, str, float, str]] = []
         self.total_requests = 0
         self.batches = 0
 
-    def add(self, row: tuple[Any, ...], token_times: array) -> None:
+    def add(self, row: RequestRecord, token_times: array) -> None:
         self.rows.append(row)
         self.token_counts.append(len(token_times))
         self.token_times.extend(token_times)
@@ -142,14 +160,16 @@ class RunStore:
         c = self.cols
         intended = np.asarray(c["intended_start"], dtype=np.float64)
         stage, offered = _stages_of(shape, shape_origin_s, intended)
-        first = np.array([np.nan if v is None else v for v in c["first_token"]], dtype=np.float64)
+        first = _times(c["first_token"])
+        first_reasoning = _times(c["first_reasoning_token"])
+        first_visible = _times(c["first_visible_token"])
         start = np.asarray(c["start"], dtype=np.float64)
         end = np.asarray(c["end"], dtype=np.float64)
         chunks = np.asarray(c["output_chunks"], dtype=np.int64)
-        out_tok = np.array([-1 if v is None else v for v in c["output_tokens"]], dtype=np.int64)
-        streamed = np.asarray(c["stream"], dtype=bool)
-        mismatch = streamed & (out_tok >= 0) & (out_tok != chunks)
-        has_first = ~np.isnan(first)
+        reasoning_chunks = np.asarray(c["reasoning_chunks"], dtype=np.int64)
+        mismatch = token_mismatch(
+            c["stream"], _counts(c["output_tokens"]), chunks, reasoning_chunks, _counts(c["reasoning_tokens"])
+        )
         columns = {
             "request_id": c["request_id"],
             "worker": c["worker"],
@@ -159,7 +179,9 @@ class RunStore:
             "stream": c["stream"],
             "intended_start": intended,
             "start": start,
-            "first_token": pa.array(first, mask=~has_first),
+            "first_token": _nullable(first),
+            "first_reasoning_token": _nullable(first_reasoning),
+            "first_visible_token": _nullable(first_visible),
             "end": end,
             "status": c["status"],
             "http_status": c["http_status"],
@@ -167,15 +189,21 @@ class RunStore:
             "prompt_tokens": c["prompt_tokens"],
             "prompt_tokens_cached": c["prompt_tokens_cached"],
             "output_tokens": c["output_tokens"],
+            "reasoning_tokens": c["reasoning_tokens"],
             "output_chunks": chunks.astype(np.int32),
+            "reasoning_chunks": reasoning_chunks.astype(np.int32),
             "token_mismatch": mismatch,
             "input_tokens_requested": c["input_tokens_requested"],
             "max_tokens": c["max_tokens"],
             "retried": c["retried"],
-            "ttft_s": pa.array(first - start, mask=~has_first),
+            "ttft_s": _nullable(first - start),
+            "ttfo_s": _nullable(first_visible - start),
             "e2e_s": end - start,
-            "ttft_intended_s": pa.array(first - intended, mask=~has_first),
+            "ttft_intended_s": _nullable(first - intended),
+            "ttfo_intended_s": _nullable(first_visible - intended),
             "e2e_intended_s": end - intended,
+            "session_id": c["session_id"],
+            "turn": c["turn"],
         }
         schema = requests_schema()
         requests = pa.Table.from_arrays(
@@ -215,6 +243,28 @@ class RunStore:
             schema=samples_schema(),
         )
         return requests, tokens, loadgen
+
+
+def _times(values: list[float | None]) -> Any:
+    """float64 with NaN for None (times that did not happen)."""
+    import numpy as np
+
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _counts(values: list[int | None]) -> Any:
+    """int64 with -1 for None (counts the server did not report)."""
+    import numpy as np
+
+    return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+
+
+def _nullable(values: Any) -> pa.Array:
+    """float64 Arrow array, null where NaN."""
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(values, mask=np.isnan(values))
 
 
 def _stages_of(shape: Shape, origin_s: float | None, intended: Any) -> tuple[list[str], Any]:

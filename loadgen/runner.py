@@ -14,6 +14,7 @@ stats CSV into the run directory, every ``flush_interval_s`` and at the end.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -32,11 +33,15 @@ import pyarrow.parquet  # noqa: F401  (all three now, before the load: not insid
 from locust.env import Environment
 
 from loadgen._process import LoadgenProcess, Outcome
-from loadgen._user import ProcessHolder, make_shape, make_user_classes
-from loadgen.config import LoadgenConfig
+from loadgen._user import ProcessHolder, make_search_shape, make_shape, make_user_classes
+from loadgen.config import LoadgenConfig, request_quota
 from loadgen.dead_target import DeadTargetWatch
 from loadgen.output import progress, write_run_files
 from loadgen.records import RunStore
+from loadgen.search import LevelFigures, Search, SearchRun, SearchSettings, level_figures
+from loadgen.shapes import Shape
+from satscope.run_format import write_json_atomic
+from satscope.search_file import SEARCH_FILE
 
 __all__ = ["main"]
 
@@ -75,12 +80,40 @@ class _Run:
 
     def __init__(self, cfg: LoadgenConfig, env: Environment, store: RunStore, local: LoadgenProcess | None):
         self.cfg, self.env, self.store, self.local = cfg, env, store, local
-        self.shape = cfg.shape_obj()
+        self.planned = cfg.shape_obj()
+        self.search: SearchRun | None = None  # --shape search: the levels are decided as the run goes
         self.origin: float | None = None
         self.interrupted = False
         self.offsets: dict[str, float] = {}
         self.worker_figures: dict[str, dict[str, int]] = {}
         self.dead = DeadTargetWatch(cfg.dead_after_s)
+        self.quota_met = False  # --max-requests were all sent and answered
+        self._sent, self._scanned = 0, 0  # records that were sent (not dropped), and how far they were counted
+
+    @property
+    def shape(self) -> Shape:
+        """The shape as it runs: the planned one, or a search's levels so far."""
+        return self.search.shape() if self.search is not None else self.planned
+
+    def locust_shape(self, n_processes: int) -> Any:
+        """The Locust shape; for a search, one that decides each level from this run's records."""
+        if self.cfg.search is None:
+            return make_shape(self.planned, n_processes)
+        search = Search(SearchSettings(**self.cfg.search))
+        self.search = SearchRun(search, self.measure_level, self.write_search)
+        return make_search_shape(self.search)
+
+    def measure_level(self, load: float, start_s: float, end_s: float) -> LevelFigures:
+        """A search level's figures (elapsed seconds) from the records here now. A master's records
+        come from its workers every second: the level's throughput span stops that much earlier."""
+        self.collect_local()
+        origin = self.origin or 0.0
+        lag = 0.0 if self.local is not None else _SEND_INTERVAL_S + 0.5
+        measured_to = max(origin + end_s - lag, origin + start_s + 0.6 * (end_s - start_s))
+        return level_figures(self.store.cols, load, origin + start_s, origin + end_s, measured_to)
+
+    def write_search(self, search: SearchRun) -> None:
+        write_json_atomic(Path(self.cfg.run_dir) / SEARCH_FILE, search.record(self.origin or 0.0).to_json())
 
     def collect_local(self, final: bool = False) -> None:
         if self.local is not None:
@@ -102,6 +135,9 @@ class _Run:
             now = time.perf_counter()
             if self.dead.lost_s is None and self.dead.update(self.store, now):
                 self.stop_load()  # the target is gone: recording refusals until the end helps no one
+            elif not self.quota_met and self.requests_done():
+                self.quota_met = True
+                self.stop_load()  # --max-requests sent and answered: the run ends here, complete
             point = self.shape.at(now - self.origin) if self.origin is not None else None
             emit(
                 "progress",
@@ -120,6 +156,15 @@ class _Run:
         while runner.state != "stopped":
             gevent.sleep(0.1)
 
+    def requests_done(self) -> bool:
+        """Whether ``--max-requests`` requests have their records (so none is in flight any more)."""
+        if self.cfg.max_requests is None:
+            return False
+        statuses = self.store.cols["status"]
+        self._sent += sum(1 for s in itertools.islice(statuses, self._scanned, None) if s != "dropped")
+        self._scanned = len(statuses)
+        return self._sent >= self.cfg.max_requests
+
     def stop_load(self) -> None:
         """Stop the users (and the open-loop dispatchers); the requests in flight may finish."""
         runner = self.env.runner
@@ -137,6 +182,11 @@ class _Run:
         for wf in self.worker_figures.values():
             for k, v in wf.items():
                 figures[k] = figures.get(k, 0) + v
+        if self.search is not None and self.origin is not None:
+            if not self.search.search.stopped:  # Ctrl-C, a lost target, --max-requests: not the search's choice
+                self.search.search.stopped = "interrupted" if self.interrupted else "the load stopped first"
+            self.write_search(self.search)
+            figures["stages"] = self.shape.timeline(self.origin)  # the levels that ran, for run.json
         emit(
             "final",
             records_written=n,
@@ -180,12 +230,12 @@ def _on_signals(run: _Run) -> None:
 
 
 def run_local(cfg: LoadgenConfig) -> None:
-    holder = ProcessHolder(LoadgenProcess(cfg, "local", 0))
+    holder = ProcessHolder(LoadgenProcess(cfg, "local", 0, quota=cfg.max_requests))
     env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
-    shape = make_shape(cfg.shape_obj(), 1)
+    run = _Run(cfg, env, RunStore(), holder.proc)
+    shape = run.locust_shape(1)
     env.user_classes, env.shape_class = [make_user_classes(holder, _fire(env, holder))[shape_kind(cfg)]], shape
     runner = env.create_local_runner()
-    run = _Run(cfg, env, RunStore(), holder.proc)
     _on_signals(run)
     csv = _start_csv(env, cfg.run_dir) if cfg.locust_csv else None
     gevent.spawn(holder.proc.monitor)  # type: ignore[union-attr]
@@ -202,10 +252,10 @@ def run_local(cfg: LoadgenConfig) -> None:
 def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> None:
     env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
     holder = ProcessHolder()
-    shape = make_shape(cfg.shape_obj(), expect)
+    run = _Run(cfg, env, RunStore(), None)
+    shape = run.locust_shape(expect)
     env.user_classes, env.shape_class = [make_user_classes(holder, _fire(env, holder))[shape_kind(cfg)]], shape
     runner = env.create_master_runner(bind_host, port)
-    run = _Run(cfg, env, RunStore(), None)
     _on_signals(run)
     names: dict[str, int] = {}
 
@@ -234,6 +284,7 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> No
                 "config": cfg.to_json(),
                 "index": index,
                 "share": 1.0 / expect,
+                "quota": request_quota(cfg.max_requests, index, expect),
                 "host": socket.gethostname(),
                 "now": time.perf_counter(),
             },
@@ -265,7 +316,11 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
         same_host = data["host"] == socket.gethostname()
         state["offset"] = 0.0 if same_host else data["now"] - time.perf_counter()
         holder.proc = LoadgenProcess(
-            cfg, worker, zlib.crc32(worker.encode()) if name else data["index"] + 1, share=data["share"]
+            cfg,
+            worker,
+            zlib.crc32(worker.encode()) if name else data["index"] + 1,
+            share=data["share"],
+            quota=data.get("quota"),
         )
         gevent.spawn(holder.proc.monitor)
         gevent.spawn(sender)

@@ -1,19 +1,24 @@
 """Shapes from command-line options: constant, ramp, step, spike, sine, or stages from TOML.
 
 ``--users N`` makes a closed loop (N concurrent users), ``--rate R`` an open loop (R requests/s);
-the shape then says how that load moves over ``--duration``.
+the shape then says how that load moves over ``--duration``. A list of loads (``--users 1,2,4,8``,
+``--rate geom:0.5:8:5``; ``loadgen.load_list``) is one hold stage per value, each ``--stage-duration``
+long (default: ``--duration`` shared equally). ``--shape search`` (closed loop) decides its levels as
+it runs (``loadgen.search``): its shape here is only the envelope, the maximum load for the budget.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loadgen.search import SearchSettings
 from loadgen.shapes import Shape, Stage, load_stages_toml
 from satscope.errors import SatscopeError
 
-__all__ = ["SHAPES", "ShapeOptions", "build_shape", "check_flag_combination"]
+__all__ = ["SHAPES", "ShapeOptions", "build_shape", "check_flag_combination", "search_settings"]
 
-SHAPES = ("constant", "ramp", "step", "spike", "sine", "stages")
+SHAPES = ("constant", "ramp", "step", "spike", "sine", "stages", "search")
+_SEARCH_LEVELS = 8  # a search level's default --stage-duration: the budget shared by this many levels
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,10 +37,23 @@ class ShapeOptions:
     arrival: str = "poisson"
     arrival_cv: float = 1.0
     stages_file: str | None = None
+    levels: tuple[float, ...] = ()  # --users 1,2,4 / --rate geom:...: one hold stage per load
+    stage_duration_s: float | None = None  # each level's stage; default duration_s / len(levels)
+    precision: float = 0.1  # search: relative width of the final bracket
+    budget_s: float | None = None  # search: seconds of load in all (default duration_s)
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
             raise SatscopeError(f"shape {self.shape!r} unknown", f"use one of {', '.join(SHAPES)}")
+        if self.shape == "search" and self.rate is not None:
+            raise SatscopeError("--shape search is closed loop only for now (the open-loop schedule is fixed "
+                                "before the load starts)", "use --users MAX, or --rate with a list of rates")
+        if self.levels and self.shape not in ("constant", "step"):
+            flag = "--users" if self.users is not None else "--rate"
+            raise SatscopeError(f"a list of loads ({flag}) makes one stage per value; --shape {self.shape} takes one",
+                                f"drop --shape {self.shape}, or give {flag} one number")  # fmt: skip
+        if self.stage_duration_s is not None and not self.stage_duration_s > 0:
+            raise SatscopeError("--stage-duration must be > 0", "seconds per level, e.g. --stage-duration 30")
         if self.shape == "stages":
             if not self.stages_file:
                 raise SatscopeError("--shape stages needs --stages FILE", "write the stages as TOML")
@@ -65,19 +83,40 @@ class ShapeOptions:
 # Flags that mean something for some shapes or loops only: given elsewhere they would be ignored.
 _SHAPE_FLAGS: dict[str, tuple[str, ...]] = {
     "--steps": ("step",),
-    "--start-load": ("ramp", "step", "spike"),
+    "--start-load": ("ramp", "step", "spike", "search"),
+    "--precision": ("search",),
+    "--budget": ("search",),
     "--amplitude": ("sine",),
     "--period": ("sine",),
     "--stages": ("stages",),
 }
+# Flags that a list of loads replaces (the list sets the levels and their number).
+_LIST_EXCLUDE = ("--steps", "--start-load")
 _STAGES_EXCLUDE = ("--users", "--rate", "--duration", "--spawn-rate", "--arrival", "--cv")
 
 
-def check_flag_combination(shape: str, closed_loop: bool, given: set[str]) -> None:
+def check_flag_combination(shape: str, closed_loop: bool, given: set[str], load_list: bool = False) -> None:
     """SatscopeError for a flag that this shape or loop would silently ignore.
 
-    ``given`` holds the flags typed on the command line (``--steps``), defaults excluded.
+    ``given`` holds the flags typed on the command line (``--steps``), defaults excluded;
+    ``load_list`` is true when --users or --rate named several loads.
     """
+    flag = "--users" if closed_loop else "--rate"
+    if load_list:
+        for other in _LIST_EXCLUDE:
+            if other in given:
+                raise SatscopeError(f"{other} is ignored with a list of loads: {flag} sets every level",
+                                    f"drop {other}")  # fmt: skip
+        if "--duration" in given and "--stage-duration" in given:
+            raise SatscopeError("give --duration (all levels) or --stage-duration (each level), not both",
+                                "e.g. --stage-duration 30")  # fmt: skip
+    elif shape == "search":
+        if "--duration" in given and "--budget" in given:
+            raise SatscopeError("give --duration or --budget (both are the search's seconds of load), not both",
+                                "e.g. --budget 120")  # fmt: skip
+    elif "--stage-duration" in given:
+        raise SatscopeError("--stage-duration is only used with a list of loads",
+                            f"e.g. {flag} 1,2,4,8 --stage-duration 30, or use --duration")  # fmt: skip
     for flag, shapes in _SHAPE_FLAGS.items():
         if flag in given and shape not in shapes:
             need = " or ".join(f"--shape {s}" for s in shapes)
@@ -104,6 +143,11 @@ def build_shape(o: ShapeOptions) -> Shape:
     peak = float(o.users if o.users is not None else o.rate)  # type: ignore[arg-type]
     common = {"kind": kind, "spawn_rate": o.spawn_rate, "arrival": o.arrival, "arrival_cv": o.arrival_cv}
     d = o.duration_s
+    if o.shape == "search":  # the envelope: the levels are decided as the run goes
+        return Shape([Stage("search", o.budget_s or d, peak, **common)])
+    if o.levels:
+        each = o.stage_duration_s if o.stage_duration_s is not None else d / len(o.levels)
+        return Shape([Stage(f"step-{i + 1}", each, x, **common) for i, x in enumerate(o.levels)])
     if o.shape == "constant":
         return Shape([Stage("constant", d, peak, **common)])
     if o.shape == "ramp":
@@ -123,3 +167,18 @@ def build_shape(o: ShapeOptions) -> Shape:
             ]
         )
     return Shape([Stage("sine", d, peak, profile="sine", amplitude=o.amplitude, period_s=o.period_s, **common)])
+
+
+def search_settings(o: ShapeOptions) -> SearchSettings | None:
+    """The search's settings for ``--shape search``; None for every other shape."""
+    if o.shape != "search":
+        return None
+    return SearchSettings(
+        kind="closed",
+        start_load=o.start_load,
+        max_load=float(o.users),  # type: ignore[arg-type]
+        stage_duration_s=o.stage_duration_s or (o.budget_s or o.duration_s) / _SEARCH_LEVELS,
+        precision=o.precision,
+        budget_s=o.budget_s or o.duration_s,
+        spawn_rate=o.spawn_rate,
+    )

@@ -16,10 +16,14 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadgen.conversation import ThinkTime
+from loadgen.conversations_file import SESSION_FORMATS, Conversation, load_conversations
+from loadgen.trace import TracePrompts, load_mooncake
 from satscope.errors import SatscopeError
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
 ]
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal")
+DATASET_FORMATS = ("sharegpt", *SESSION_FORMATS, "mooncake")
 _WORDS = tuple(
     [
         "the",
@@ -159,7 +164,12 @@ class RequestSpec:
 
 @dataclass(slots=True, frozen=True)
 class WorkloadConfig:
-    """What to send. ``dataset`` (ShareGPT JSON/JSONL) replaces synthetic prompts."""
+    """What to send. ``dataset`` replaces synthetic prompts: ShareGPT's first human turns
+    (``dataset_format`` ``sharegpt``) or whole conversations as sessions (``sharegpt-sessions``,
+    ``messages``: ``loadgen/conversations_file.py``); ``turns`` > 1 makes every synthetic request a
+    turn of a session (``loadgen/conversation.py``). A session's turns are ``think_time`` apart.
+    ``mooncake`` is a trace to replay (``loadgen/trace.py``): its times ``speedup`` times faster, its
+    prompts built of shared blocks of ``trace_block_tokens``."""
 
     input_len: LengthDist = LengthDist("fixed", 128)
     output_len: LengthDist = LengthDist("fixed", 128)
@@ -170,8 +180,24 @@ class WorkloadConfig:
     seed: int = 0
     tokens_per_word: float = 1.0  # the target's tokens per synthetic word (loadgen/calibrate.py)
     prompt_overhead_tokens: float = 0.0  # tokens the target adds to every prompt (chat template, BOS)
+    turns: int = 1  # turns per session (1: independent requests)
+    think_time: ThinkTime = field(default_factory=ThinkTime)  # between a turn's answer and the next turn of its session
+    dataset_format: str = "sharegpt"  # or one of SESSION_FORMATS, or mooncake (a trace to replay)
+    speedup: float = 1.0  # mooncake: the trace's times are divided by this
+    trace_block_tokens: int = 512  # mooncake: tokens per hash id (prompt block)
 
     def __post_init__(self) -> None:
+        if not (self.speedup > 0 and math.isfinite(self.speedup)):
+            raise SatscopeError(f"--speedup {self.speedup:g} must be > 0", "e.g. --speedup 10 replays 10x faster")
+        if self.trace_block_tokens < 1:
+            raise SatscopeError(f"--trace-block-tokens {self.trace_block_tokens} must be >= 1", "the traces' is 512")
+        if self.dataset_format not in DATASET_FORMATS:
+            raise SatscopeError(f"--dataset-format {self.dataset_format!r} unknown", f"use one of {DATASET_FORMATS}")
+        if self.turns < 1:
+            raise SatscopeError(f"--turns {self.turns}: a session has at least one turn", "e.g. --turns 4")
+        if self.turns > 1 and self.dataset is not None:
+            raise SatscopeError("--turns makes synthetic sessions; a --dataset sends its own prompts",
+                                "drop one of --turns and --dataset")
         if not 0.05 <= self.tokens_per_word <= 64:
             raise SatscopeError(f"tokens_per_word={self.tokens_per_word} is implausible", "expected 0.05 to 64")
         if self.prefix_groups < 0 or self.prefix_tokens < 0:
@@ -190,7 +216,22 @@ class WorkloadConfig:
             "seed": self.seed,
             "tokens_per_word": self.tokens_per_word,
             "prompt_overhead_tokens": self.prompt_overhead_tokens,
+            "turns": self.turns,
+            "think_time": self.think_time.to_json(),
+            "dataset_format": self.dataset_format,
+            "speedup": self.speedup,
+            "trace_block_tokens": self.trace_block_tokens,
         }
+
+    @property
+    def trace(self) -> bool:
+        """Whether the dataset is a trace to replay (its own schedule replaces the arrival process)."""
+        return self.dataset is not None and self.dataset_format == "mooncake"
+
+    @property
+    def sessions(self) -> bool:
+        """Whether requests are turns of sessions: synthetic ``turns`` > 1, or a conversation file."""
+        return self.turns > 1 or (self.dataset is not None and self.dataset_format in SESSION_FORMATS)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> WorkloadConfig:
@@ -204,6 +245,11 @@ class WorkloadConfig:
             seed=d["seed"],
             tokens_per_word=d.get("tokens_per_word", 1.0),
             prompt_overhead_tokens=d.get("prompt_overhead_tokens", 0.0),
+            turns=d.get("turns", 1),
+            think_time=ThinkTime.from_json(d["think_time"]) if "think_time" in d else ThinkTime(),
+            dataset_format=d.get("dataset_format", "sharegpt"),
+            speedup=d.get("speedup", 1.0),
+            trace_block_tokens=d.get("trace_block_tokens", 512),
         )
 
 
@@ -263,10 +309,40 @@ class Workload:
         self._seq = 0
         prefix_rng = random.Random(f"{config.seed}/prefixes")  # same groups in every process
         self._prefixes = [self._words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)]
-        self._dataset = load_sharegpt(config.dataset) if config.dataset else None
+        conversations = config.dataset is not None and config.dataset_format in SESSION_FORMATS
+        sharegpt = config.dataset is not None and config.dataset_format == "sharegpt"
+        self._dataset = load_sharegpt(config.dataset) if config.dataset and sharegpt else None
         if self._dataset:
             self._rng.shuffle(self._dataset)
+        self._conversations = load_conversations(config.dataset, config.dataset_format) if conversations else None
+        if self._conversations:
+            self._rng.shuffle(self._conversations)
         self._next = 0
+
+    def trace_requests(self) -> Iterator[tuple[float, RequestSpec]] | None:
+        """A trace's requests as (intended send time in seconds after the replay's start, request);
+        None when the workload is not a trace."""
+        cfg = self.config
+        if not cfg.trace or cfg.dataset is None:
+            return None
+        trace = load_mooncake(cfg.dataset)
+        prompts = TracePrompts(cfg.seed, cfg.trace_block_tokens, cfg.tokens_per_word, _WORDS)
+        return (
+            (r.at_s / cfg.speedup, RequestSpec(prompts.prompt(r), r.input_tokens, r.output_tokens)) for r in trace
+        )
+
+    def next_conversation(self) -> tuple[tuple[str, ...], tuple[RequestSpec, ...]] | None:
+        """The next session's script from a conversation file: its system messages and one request per
+        user turn (``max_tokens``: the file's answer length, else ``output_len``); None for synthetic sessions."""
+        if self._conversations is None:
+            return None
+        conversation: Conversation = self._conversations[self._next % len(self._conversations)]
+        self._next += 1
+        specs = tuple(
+            RequestSpec(prompt, None, reply if reply is not None else self.config.output_len.sample(self._rng))
+            for prompt, reply in conversation.turns
+        )
+        return conversation.system, specs
 
     def next_request(self) -> RequestSpec:
         cfg, rng = self.config, self._rng

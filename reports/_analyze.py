@@ -9,19 +9,25 @@ from typing import TYPE_CHECKING, Any
 
 from reports._bottleneck import Context, attribute
 from reports._client import client_rule
-from reports._goodput import add_stage_goodput, good_requests, goodput_block, parse_slos
+from reports._goodput import Slos, add_stage_goodput, good_requests, goodput_block, parse_slos
 from reports._host import host_load
 from reports._knee import find_knee
 from reports._levels import load_levels
-from reports._load import load_run
+from reports._load import RunData, load_run
 from reports._mbu import add_utilization, find_peak
-from reports._requests import inter_token_gaps, request_frame
+from reports._percentiles import as_json, percentile_levels
+from reports._replay import replay_block
+from reports._report_settings import ReportSettings
+from reports._requests import inter_token_gaps, reasoning_counts, request_frame
 from reports._saturation import saturation_block
+from reports._search import search_block
+from reports._sessions import sessions_block
 from reports._spans import load_kind, stage_spans
 from reports._stages import stage_table
 from reports._stats import clean, distribution
 from reports._validity import probes_block, validity_block
 from reports._verdict import verdict_sentence
+from reports._warmup import Warmup, clip_spans, exclude_warmup
 from reports._windows import window_table
 
 if TYPE_CHECKING:
@@ -60,21 +66,40 @@ class Analysis:
     levels: pd.DataFrame
     ttft_s: np.ndarray
     itl_s: np.ndarray
+    ttfo_s: np.ndarray  # ok requests' time to first visible output (NaN: none arrived)
     manifest: dict[str, Any]
     top_errors: list[tuple[str, int]]
 
 
-def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -> Analysis:
-    """Load ``run_dir`` and compute everything; raises ReportInputError for bad files."""
-    import numpy as np
+def run_analysis(
+    run_dir: str | Path,
+    slos: Any = None,
+    window_s: float = 1.0,
+    *,
+    warmup_s: float | None = None,
+    percentiles: Any = None,
+) -> Analysis:
+    """Load ``run_dir`` and compute everything; raises ReportInputError for bad files.
 
+    ``warmup_s`` and ``percentiles`` (``"50,90,99.9"`` or a list) override what the run recorded
+    (``run.json`` ``config.report``); None takes the recorded value, else no warm-up and the default
+    levels."""
     if not window_s > 0:
         raise ValueError("window_s must be positive")
     slo = parse_slos(slos)
     run = load_run(run_dir)
+    settings = ReportSettings.of_run(run.manifest, warmup_s, percentiles)
+    run, warm = exclude_warmup(run, settings.warmup_s)
+    with percentile_levels(settings.percentiles):
+        return _analysis(run, slo, window_s, warm, settings)
+
+
+def _analysis(run: RunData, slo: Slos, window_s: float, warm: Warmup, settings: ReportSettings) -> Analysis:
+    import numpy as np
+
     req = request_frame(run)
     gaps = inter_token_gaps(run)
-    spans = stage_spans(run)
+    spans = clip_spans(stage_spans(run), warm.end_at_s)
     windows = window_table(run, req, gaps, spans, window_s)
     stages = stage_table(run, req, gaps, spans, windows)
     util = find_peak(run.manifest, run.probes)
@@ -115,14 +140,17 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         "satscope_version": _version(),
         "window_s": window_s,
         "slos": slo.as_dict(),
+        "percentile_levels": as_json(settings.percentiles),
         "verdict": "",
-        "run": _run_block(run, req, spans),
+        "run": _run_block(run, req, spans, warm),
         "saturation": saturation,
         "bottleneck": bottleneck,
         "goodput": goodput_block(stages, req, good, slo),
         "percentiles": {
             "ttft_s": distribution(req["ttft_s"][ok]),
             "ttft_intended_s": distribution(req["ttft_intended_s"][ok]),
+            "ttfo_s": distribution(req["ttfo_s"][ok]),
+            "ttfo_intended_s": distribution(req["ttfo_intended_s"][ok]),
             "itl_s": distribution(gaps.gap_s),
             "e2e_s": distribution(req["e2e_s"][ok]),
             "e2e_intended_s": distribution(req["e2e_intended_s"][ok]),
@@ -133,6 +161,9 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         "utilization": util,
         "probes": probes_block(run),
         "validity": validity_block(run, req, len(knee.levels), bottleneck, host.warning),
+        "search": search_block(run.run_dir, float(run.manifest["clock"]["monotonic_origin_s"])),
+        "sessions": sessions_block(req, (run.manifest.get("config") or {}).get("workload")),
+        "replay": replay_block(req, run.manifest.get("config")),
     }
     summary["verdict"] = verdict_sentence(summary)
     top_errors = [(str(k), int(v)) for k, v in failed.value_counts().head(10).items()]
@@ -143,6 +174,7 @@ def run_analysis(run_dir: str | Path, slos: Any = None, window_s: float = 1.0) -
         knee.levels,
         req["ttft_s"][ok].to_numpy(dtype=float),
         gaps.gap_s,
+        req["ttfo_s"][ok].to_numpy(dtype=float),
         run.manifest,
         top_errors,
     )
@@ -161,7 +193,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, Any]:
+def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame, warm: Warmup) -> dict[str, Any]:
     m = run.manifest
     target = m.get("target") or {}
     start, end = m.get("start_s"), m.get("end_s")
@@ -171,6 +203,7 @@ def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, An
         else (float(req["end"].max() - req["intended_start"].min()) if len(req) else 0.0)
     )
     dropped = int((req["status"] == "dropped").sum())
+    reasoning, reasoning_only = reasoning_counts(req)
     return {
         "status": m.get("status"),
         "model": target.get("model") or (run.probes.get("model") or {}).get("name"),
@@ -184,7 +217,12 @@ def _run_block(run: Any, req: pd.DataFrame, spans: pd.DataFrame) -> dict[str, An
         "requests_dropped": dropped,
         "error_rate": (int((~req["ok"]).sum()) - dropped) / (len(req) - dropped) if len(req) > dropped else None,
         "output_tokens_total": int(req["out_tokens"].sum()),
+        "reasoning_requests": reasoning,
+        "reasoning_only_requests": reasoning_only,
         "stage_count": len(spans),
+        "warmup_s": warm.seconds,
+        "warmup_end_at_s": warm.end_at_s,
+        "requests_warmup": warm.requests,
     }
 
 

@@ -2,7 +2,9 @@
 
 Each kind has a condition over the time windows; it *holds* when it is true for
 ``MIN_WINDOWS`` windows in a row. The verdict is the kind that held first (ties go by
-``PRIORITY``). A load generator that could not keep up (``reports._client``) is the verdict only
+``PRIORITY``); `prefix_cache` (a comparison of load levels) is the `kv_cache` wall named by what
+it cost, shared prefixes evicted, so when both hold it takes `kv_cache`'s place at the earlier of
+their times. A load generator that could not keep up (``reports._client``) is the verdict only
 when no server-side rule held: clear server evidence is never overridden by the client. Bandwidth
 and compute also need throughput to be flat — the window must be at or after the saturation
 point, with a knee found.
@@ -24,6 +26,7 @@ from reports._evidence import (
     miss,
     stage_value,
 )
+from reports._rules_cache import prefix_cache_rule
 from reports._rules_hardware import compute_rule, memory_bandwidth_rule
 from reports._rules_memory import batch_limit_rule, kv_cache_rule
 
@@ -55,10 +58,24 @@ def _errors(ctx: Context) -> dict[str, Any]:
     return hit("errors", w, pos, text, ev)
 
 
+def _first(hits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kind that held first (ties by ``PRIORITY``); `prefix_cache` stands for `kv_cache`."""
+    by_kind = {c["kind"]: c for c in hits}
+    prefix, kv = by_kind.get("prefix_cache"), by_kind.get("kv_cache")
+
+    def when(c: dict[str, Any]) -> tuple[float, int]:
+        times = [c["at_s"]] + ([kv["at_s"]] if c is prefix and kv is not None else [])
+        known = [x for x in times if x is not None]
+        return (min(known) if known else float("inf"), PRIORITY.index(c["kind"]))
+
+    return min((c for c in hits if not (c is kv and prefix is not None)), key=when)
+
+
 def attribute(ctx: Context) -> dict[str, Any]:
     """The `bottleneck` block of summary.json."""
     checks = [
         ctx.client or miss("client", "the client was not judged"),
+        prefix_cache_rule(ctx),
         kv_cache_rule(ctx),
         batch_limit_rule(ctx),
         memory_bandwidth_rule(ctx),
@@ -69,9 +86,7 @@ def attribute(ctx: Context) -> dict[str, Any]:
     if checks[0]["hit"] and not hits:
         best = checks[0]
     elif hits:
-        best = min(
-            hits, key=lambda c: (c["at_s"] if c["at_s"] is not None else float("inf"), PRIORITY.index(c["kind"]))
-        )
+        best = _first(hits)
     else:
         kind = "unknown" if ctx.knee_found else "none"
         sentence = (

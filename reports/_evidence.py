@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 LABELS = {
+    "prefix_cache": "prefix cache (shared prefixes evicted)",
     "kv_cache": "KV cache",
     "memory_bandwidth": "memory bandwidth",
     "compute": "compute",
@@ -42,7 +43,8 @@ LABELS = {
     "none": "none",
     "unknown": "unknown",
 }
-PRIORITY = ("client", "kv_cache", "batch_limit", "memory_bandwidth", "compute", "errors")
+# prefix_cache before kv_cache: the same full pool, named by what it cost (reports._bottleneck)
+PRIORITY = ("client", "prefix_cache", "kv_cache", "batch_limit", "memory_bandwidth", "compute", "errors")
 MIN_WINDOWS = THRESHOLDS.min_windows
 
 

@@ -1,7 +1,9 @@
 """The report's plots as plain plotly JSON (traces + layout), built from the analysis tables.
 
 Timelines are downsampled to at most ``MAX_POINTS`` points (window means), and distributions are
-binned here, so the HTML stays small and fast to open whatever the size of the run.
+binned here, so the HTML stays small and fast to open whatever the size of the run. The
+prefix-cache panels are drawn only when the server reported its prefix cache, and not named as
+missing otherwise: most servers under test cache nothing, and that is not a gap in the probes.
 """
 
 from __future__ import annotations
@@ -17,17 +19,24 @@ if TYPE_CHECKING:
 __all__ = ["MAX_POINTS", "distribution_figure", "latency_figure", "throughput_figure", "timeline_figure"]
 
 MAX_POINTS = 1500
-TIMELINE = (  # (column, axis title) in the order of the shared-time-axis timeline
-    ("offered_load", "offered load"),
-    ("output_tokens_per_s", "output tokens/s"),
-    ("ttft_p99_s", "TTFT p99 (s)"),
-    ("error_rate", "error rate"),  # an outage of the target shows here, on the same time axis
-    ("kv_cache_usage", "KV-cache fill"),
-    ("requests_waiting", "waiting requests"),
-    ("preemptions_per_s", "preemptions/s"),
-    ("gpu_dram_bw_util", "GPU DRAM bandwidth"),
-    ("gpu_sm_occupancy", "SM occupancy"),
+TIMELINE: tuple[tuple[tuple[str, ...], str], ...] = (  # (columns, axis title) of each panel, in order
+    (("offered_load",), "offered load"),
+    (("output_tokens_per_s",), "output tokens/s"),
+    (("ttft_p99_s",), "TTFT p99 (s)"),
+    (("error_rate",), "error rate"),  # an outage of the target shows here, on the same time axis
+    (("kv_cache_usage",), "KV-cache fill"),
+    (("prefix_cache_hit_rate",), "prefix-cache hit rate"),
+    (("prefix_cache_query_tokens_per_s", "prefix_cache_hit_tokens_per_s"), "prompt tokens/s (cached: dotted)"),
+    (("requests_waiting",), "waiting requests"),
+    (("preemptions_per_s",), "preemptions/s"),
+    (("gpu_dram_bw_util",), "GPU DRAM bandwidth"),
+    (("gpu_sm_occupancy",), "SM occupancy"),
 )
+OPTIONAL_PANELS = frozenset({"prefix-cache hit rate", "prompt tokens/s (cached: dotted)"})  # drawn when sampled
+TRACE_NAMES = {  # (name, dash) of a trace; by default the panel's title, solid
+    "prefix_cache_query_tokens_per_s": ("prompt tokens/s looked up in the prefix cache", "solid"),
+    "prefix_cache_hit_tokens_per_s": ("prompt tokens/s found there (cached)", "dot"),
+}
 _LAYOUT = {
     "margin": {"l": 70, "r": 30, "t": 40, "b": 50},
     "hovermode": "x unified",
@@ -138,34 +147,43 @@ def downsample(windows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def timeline_figure(
     windows: pd.DataFrame, fig_id: str = "fig-timeline", marks: list[tuple[float, str]] | None = None
 ) -> Figure:
-    """Stacked panels sharing one time axis; panels whose metric the run lacks are listed, not drawn.
+    """Stacked panels sharing one time axis; panels whose metric the run lacks are listed, not drawn
+    (the prefix-cache ones are neither: most servers cache no prefixes).
 
     ``marks``: (elapsed seconds, label) drawn as vertical lines across every panel, e.g. when the
     saturation level started and when the bottleneck first held.
     """
-    present = [(c, t) for c, t in TIMELINE if c in windows and windows[c].notna().any()]
-    missing = [t for c, t in TIMELINE if (c, t) not in present]
-    frame = downsample(windows, [c for c, _ in present])
+
+    def sampled(col: str) -> bool:
+        return col in windows and bool(windows[col].notna().any())
+
+    present = [(tuple(c for c in cols if sampled(c)), t) for cols, t in TIMELINE if any(map(sampled, cols))]
+    shown = {t for _, t in present}
+    missing = [t for _, t in TIMELINE if t not in shown and t not in OPTIONAL_PANELS]
+    frame = downsample(windows, [c for cols, _ in present for c in cols])
     n = max(len(present), 1)
     gap = 0.02
     height = (1.0 - gap * (n - 1)) / n
     data, layout = [], dict(_LAYOUT)
     layout |= {"title": {"text": "Timeline (elapsed run seconds)"}, "showlegend": False}
-    for i, (col, title) in enumerate(present):
+    for i, (cols, title) in enumerate(present):
         axis = "" if i == 0 else str(i + 1)
-        x, y = _xy(frame["t_s"], frame[col])
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "x": x,
-                "y": y,
-                "name": title,
-                "xaxis": "x",
-                "yaxis": f"y{axis}",
-                "connectgaps": False,
-            }
-        )
+        for col in cols:
+            x, y = _xy(frame["t_s"], frame[col])
+            name, dash = TRACE_NAMES.get(col, (title, "solid"))
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": x,
+                    "y": y,
+                    "name": name,
+                    "line": {"dash": dash},
+                    "xaxis": "x",
+                    "yaxis": f"y{axis}",
+                    "connectgaps": False,
+                }
+            )
         top = 1.0 - i * (height + gap)
         layout[f"yaxis{axis}"] = {
             "domain": [max(top - height, 0.0), top],

@@ -34,8 +34,8 @@ RULE = (
 RULE_OPEN = (
     f"open loop: levels sorted by offered rate; a level is served when the requests it completed "
     f"(over its span shifted by the unloaded request time) are at least {T.served_share:.0%} of those "
-    f"it dispatched (a shortfall also over twice the count noise, 2√n) and its waiting queue grew by "
-    f"less than {T.queue_growth_per_s:g} requests/s; the "
+    f"it dispatched and its waiting queue grew by less than {T.queue_growth_per_s:g} requests/s (a shortfall "
+    f"or queue rise counts only past twice the boundary noise, 2√(1 + rate × unloaded request time)); the "
     f"knee is the first level not served, the saturation point the level before it"
 )
 
@@ -115,20 +115,38 @@ def find_knee(levels: pd.DataFrame, method: str, open_loop: bool = False) -> Kne
     return Knee(True, method, lv, knee - 1, knee, col)
 
 
+def count_noise(levels: pd.DataFrame) -> pd.Series:
+    """Per level: twice the count noise of a stable level's shortfall, in requests.
+
+    A served level's shortfall (dispatched − completed over its span shifted by the unloaded
+    request time) and its queue's rise both come from the requests in flight at its two ends, about
+    rate × request time of them (Little's law), so their noise is 2√(1 + rate × request time),
+    not the √ of every request dispatched: a level of many short requests is judged finely.
+    """
+    import numpy as np
+
+    in_flight = (levels["dispatched_per_s"] * levels.get("request_s", 0.0)).fillna(0.0)
+    return 2.0 * np.sqrt(1.0 + in_flight.clip(lower=0.0))
+
+
 def served(levels: pd.DataFrame) -> pd.Series:
     """Per level: served what it dispatched (within ``served_share``) with no growing queue.
 
-    The shortfall must also exceed twice the count noise (√ of the requests dispatched), so a
-    level of a few requests is not past the knee because one of them ended a window late.
+    A shortfall or a rise of the server's waiting queue over the level counts only when it is more
+    than (1 − ``served_share``) of the requests dispatched *and* more than the count noise
+    (``count_noise``), so a short level is not past the knee because one request ended late or a
+    Poisson burst queued a few for a moment.
     """
     import numpy as np
 
     span = levels.get("span_s", 1.0)
     sent = (levels["dispatched_per_s"] * span).fillna(0.0)
+    allowed = np.maximum((1.0 - T.served_share) * sent, count_noise(levels))
     short = sent - (levels["served_per_s"] * span).fillna(0.0)
-    ok = ~((short > (1.0 - T.served_share) * sent) & (short > 2.0 * np.sqrt(sent)))
+    ok = ~(short > allowed)
     if "requests_waiting_growth_per_s" in levels:
-        ok &= ~(np.nan_to_num(levels["requests_waiting_growth_per_s"].to_numpy(dtype=float)) >= T.queue_growth_per_s)
+        growth = np.nan_to_num(levels["requests_waiting_growth_per_s"].to_numpy(dtype=float))
+        ok &= ~((growth >= T.queue_growth_per_s) & (growth * span > allowed))
     return ok
 
 

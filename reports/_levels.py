@@ -85,7 +85,7 @@ def _stage_levels(stages: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
         served.append(_completed_between(ends, row.start_at_s + shift, row.end_at_s + shift, last))
         dispatched.append((row.requests + row.requests_dropped) / dur)
         span.append(dur)
-    return lv.assign(served_per_s=served, dispatched_per_s=dispatched, span_s=span)
+    return lv.assign(served_per_s=served, dispatched_per_s=dispatched, span_s=span, request_s=_shift_s(req))
 
 
 def _bin_levels(windows: pd.DataFrame, req: pd.DataFrame, window_s: float) -> pd.DataFrame:
@@ -126,6 +126,7 @@ def _bin_levels(windows: pd.DataFrame, req: pd.DataFrame, window_s: float) -> pd
     out["start_at_s"] = grouped["t_s"].min()
     out["end_at_s"] = grouped["t_s"].max() + window_s
     out["span_s"] = grouped.size() * window_s
+    out["request_s"] = _shift_s(req)
     out = out.rename(
         columns={
             "kv_cache_usage": "kv_cache_usage_mean",

@@ -25,6 +25,7 @@ from satscope.run_format import (
     samples_schema,
     tokens_schema,
 )
+from satscope.run_manifest import Manifest, ManifestError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,13 +51,14 @@ class RunData:
     """The files of one run, times already converted to elapsed run seconds."""
 
     run_dir: Path
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # ``meta.to_json()``: the checked manifest as JSON
     requests: pd.DataFrame
     tokens: pd.DataFrame  # columns: req (row position in `requests`), index, t
     samples: pd.DataFrame  # columns: t, source, metric, value, labels
     probes: dict[str, Any] = field(default_factory=dict)
     origin_s: float = 0.0
     loadgen: pd.DataFrame | None = None  # loadgen.parquet (same columns as samples); None: absent
+    meta: Manifest | None = None  # run.json, typed
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -64,24 +66,24 @@ def load_run(run_dir: str | Path) -> RunData:
     root = Path(run_dir)
     if not root.is_dir():
         raise ReportInputError(f"run directory {root} does not exist", "pass the folder that holds run.json")
-    manifest = _read_json(root / MANIFEST_FILE, required=True)
+    raw = _read_json(root / MANIFEST_FILE, required=True)
     for key in _REQUIRED_MANIFEST:
-        if key not in manifest:
+        if key not in raw:
             raise ReportInputError(f"{root / MANIFEST_FILE}: field `{key}` is missing", "see docs/run-format.md")
     try:
-        origin = float(manifest["clock"]["monotonic_origin_s"])
-    except (TypeError, KeyError, ValueError):
-        raise ReportInputError(
-            f"{root / MANIFEST_FILE}: clock.monotonic_origin_s is missing or not a number",
-            "see docs/run-format.md",
-        ) from None
-    probes = _read_json(root / PROBES_FILE, required=False) or manifest.get("probes") or {}
+        meta = Manifest.from_json(raw)
+    except ManifestError as exc:
+        raise ReportInputError(f"{root / MANIFEST_FILE}: {exc}", "see docs/run-format.md") from None
+    manifest = meta.to_json()  # every field present, in the documented types
+    origin = meta.clock.monotonic_origin_s
+    # runs before probes.json stood alone carried a copy in run.json
+    probes = _read_json(root / PROBES_FILE, required=False) or raw.get("probes") or {}
     requests_table = _read_table(root / REQUESTS_FILE, requests_schema(), required=True)
     request_ids = requests_table.column("request_id").combine_chunks()
     requests = requests_table.to_pandas()
     tokens = _read_table(root / TOKENS_FILE, tokens_schema(), required=False)
     samples = _read_table(root / SAMPLES_FILE, samples_schema(), required=False).to_pandas()
-    for col in ("intended_start", "start", "first_token", "end"):
+    for col in ("intended_start", "start", "first_token", "first_reasoning_token", "first_visible_token", "end"):
         requests[col] = requests[col] - origin
     requests = requests.reset_index(drop=True)
     if len(request_ids) and _count_distinct(request_ids) != len(request_ids):
@@ -92,7 +94,7 @@ def load_run(run_dir: str | Path) -> RunData:
         loadgen = _read_table(root / LOADGEN_FILE, samples_schema(), required=False).to_pandas()
         loadgen["t"] = loadgen["t"] - origin
     tok = _token_rows(tokens, request_ids, origin)
-    return RunData(root, manifest, requests, tok, samples, probes, origin, loadgen)
+    return RunData(root, manifest, requests, tok, samples, probes, origin, loadgen, meta)
 
 
 def _count_distinct(values: pa.Array) -> int:

@@ -3,8 +3,9 @@
 A prompt-cache hit skips prefill, so TTFT and throughput look better than the workload would get
 cold. ``requests.parquet`` has ``prompt_tokens_cached`` where the server reported it
 (``usage.prompt_tokens_details.cached_tokens``); a high share in a run whose workload asked for no
-shared prefixes (``--prefix-groups``) usually means the same prompts were sent before (a repeated
-``--seed``) and the figures are biased. Every prompt of a run starts with the same few tokens of
+shared prefixes (``--prefix-groups``) nor sessions (``--turns``, whose later turns repeat the
+history) usually means the same prompts were sent before (a repeated ``--seed``) and the figures
+are biased. Every prompt of a run starts with the same few tokens of
 the server's prompt format (BOS, a chat template's opening): those hits are expected, so the
 warning judges only cached tokens beyond the calibrated per-prompt overhead
 (``config.workload.prompt_overhead_tokens``, at least one token).
@@ -35,7 +36,8 @@ def prompt_cache_warnings(run: RunData) -> list[dict[str, str]]:
     cached = rows["prompt_tokens_cached"].astype(float)
     share = float(cached.sum()) / prompt
     workload = (run.manifest.get("config") or {}).get("workload") or {}
-    asked = int(workload.get("prefix_groups") or 0) > 0
+    # shared prefixes, or sessions (--turns): a later turn repeats the session's history, cached or not
+    asked = int(workload.get("prefix_groups") or 0) > 0 or int(workload.get("turns") or 1) > 1
     format_tokens = max(1.0, float(workload.get("prompt_overhead_tokens") or 0.0))
     beyond = float((cached - format_tokens).clip(lower=0.0).sum()) / prompt
     text = (

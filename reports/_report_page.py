@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from reports._figures import distribution_figure, latency_figure, throughput_figure, timeline_figure
 from reports._html import Page, Section, Table
+from reports._search_figure import search_section
+from reports._sessions_table import sessions_section
 
 if TYPE_CHECKING:
     from reports._analyze import Analysis
@@ -25,6 +27,8 @@ STAGE_COLUMNS = (  # (column, header, format)
     ("ttft_p50_s", "TTFT p50", ".3f"),
     ("ttft_p99_s", "TTFT p99", ".3f"),
     ("ttft_intended_p99_s", "TTFT p99 (intended)", ".3f"),
+    ("ttfo_p50_s", "TTFO p50", ".3f"),
+    ("ttfo_p99_s", "TTFO p99", ".3f"),
     ("itl_p50_s", "ITL p50", ".4f"),
     ("itl_p99_s", "ITL p99", ".4f"),
     ("e2e_p99_s", "E2E p99", ".3f"),
@@ -70,9 +74,15 @@ def _banner_level(summary: dict[str, Any]) -> str:
     return "ok"
 
 
+def _reasoning(summary: dict[str, Any]) -> bool:
+    """Whether the run had reasoning: only then does TTFO (first visible output) differ from TTFT."""
+    return bool(summary["run"].get("reasoning_requests"))
+
+
 def _stage_table(an: Analysis) -> Table:
     rows = [{k: v for k, v in r.items()} for r in an.summary["stages"]]
-    cols = [c for c in STAGE_COLUMNS if any(r.get(c[0]) is not None for r in rows) or c[0] == "stage"]
+    shown = [c for c in STAGE_COLUMNS if _reasoning(an.summary) or not c[0].startswith("ttfo_")]
+    cols = [c for c in shown if any(r.get(c[0]) is not None for r in rows) or c[0] == "stage"]
     sat_stage = an.summary["saturation"]["stage"]
     highlight = next((i for i, r in enumerate(rows) if r["stage"] == sat_stage), None)
     return Table([h for _, h, _ in cols], [[fmt(r.get(c), f) for c, _, f in cols] for r in rows], highlight)
@@ -137,6 +147,35 @@ def _timeline_marks(summary: dict[str, Any]) -> list[tuple[float, str]]:
     return marks
 
 
+def _distributions(an: Analysis) -> Section:
+    if not _reasoning(an.summary):
+        return Section(
+            "TTFT and ITL distributions",
+            figures=[
+                distribution_figure(an.ttft_s, "TTFT", "fig-ttft-dist"),
+                distribution_figure(an.itl_s, "ITL", "fig-itl-dist"),
+            ],
+        )
+    run = an.summary["run"]
+    return Section(
+        "TTFT, TTFO and ITL distributions",
+        paragraphs=[
+            f"{run['reasoning_requests']} requests reasoned: TTFT is their first token of any kind, TTFO "
+            "(time to first output) their first visible one, content or a tool call"
+            + (
+                f"; {run['reasoning_only_requests']} ended before any visible output and have no TTFO."
+                if run["reasoning_only_requests"]
+                else "."
+            )
+        ],
+        figures=[
+            distribution_figure(an.ttft_s, "TTFT", "fig-ttft-dist"),
+            distribution_figure(an.ttfo_s, "TTFO", "fig-ttfo-dist"),
+            distribution_figure(an.itl_s, "ITL", "fig-itl-dist"),
+        ],
+    )
+
+
 def report_page(an: Analysis) -> Page:
     """All sections of issue #6's report, in order."""
     s = an.summary
@@ -164,16 +203,12 @@ def report_page(an: Analysis) -> Page:
             paragraphs=[f"Saturation rule: {s['saturation']['rule']}."],
             figures=[throughput_figure(an.levels, s["saturation"], lt)],
         ),
+        *search_section(s),
+        *sessions_section(s),
         Section("Latency vs offered load", figures=[latency_figure(an.levels, lt)]),
         _bottleneck_section(s),
         Section("Timeline", figures=[timeline_figure(an.windows, marks=_timeline_marks(s))]),
-        Section(
-            "TTFT and ITL distributions",
-            figures=[
-                distribution_figure(an.ttft_s, "TTFT", "fig-ttft-dist"),
-                distribution_figure(an.itl_s, "ITL", "fig-itl-dist"),
-            ],
-        ),
+        _distributions(an),
         Section("Per-stage table", table=_stage_table(an)),
         Section("Goodput", paragraphs=goodput_text),
         Section("Correlation with throughput and latency (per window, Pearson r)", table=_correlation_table(s)),

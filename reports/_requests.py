@@ -1,7 +1,12 @@
 """Per-request figures derived from requests.parquet and tokens.parquet.
 
-Every latency in the report comes from these rows (nothing is re-measured): TTFT, E2E, both from
-the actual and the intended send time, and inter-token gaps from the chunk arrival times.
+Every latency in the report comes from these rows (nothing is re-measured): TTFT, TTFO, E2E, each
+from the actual and the intended send time, and inter-token gaps from the chunk arrival times.
+
+TTFT is the first token of any kind, reasoning included (the server has finished the prompt);
+TTFO the first *visible* one, content or a tool call (the user sees an answer begin). They differ
+only for requests that streamed reasoning first; a request that spent its whole budget thinking
+has a TTFT and no TTFO.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ if TYPE_CHECKING:
 
     from reports._load import RunData
 
-__all__ = ["Gaps", "inter_token_gaps", "request_frame"]
+__all__ = ["Gaps", "inter_token_gaps", "reasoning_counts", "request_frame"]
 
 
 @dataclass(slots=True)
@@ -36,12 +41,15 @@ def inter_token_gaps(run: RunData) -> Gaps:
 
 
 def request_frame(run: RunData) -> pd.DataFrame:
-    """requests.parquet plus ``ok``, ``sent``, ``out_tokens`` and per-request mean ITL ``itl_mean_s``."""
+    """requests.parquet (with its ``ttft_s``, ``ttfo_s`` and their ``_intended_s`` forms) plus ``ok``,
+    ``sent``, ``out_tokens``, ``reasoned`` and per-request mean ITL ``itl_mean_s``."""
     import numpy as np
 
     df = run.requests.copy()
     df["ok"] = (df["status"] == "ok").to_numpy()
     df["sent"] = (df["status"] != "dropped").to_numpy()
+    # reasoned: the stream carried reasoning, or the server counted reasoning tokens it did not stream
+    df["reasoned"] = (df["reasoning_chunks"].to_numpy() > 0) | (df["reasoning_tokens"].fillna(0).to_numpy() > 0)
     # usage is the server's count; chunks counted by the client stand in when usage is absent.
     out = df["output_tokens"].astype("float64").fillna(df["output_chunks"].astype("float64"))
     df["out_tokens"] = out.where(df["ok"], 0.0)
@@ -63,3 +71,10 @@ def request_frame(run: RunData) -> pd.DataFrame:
         counts = np.bincount(tok["req"].to_numpy(), minlength=len(df)).astype(float)
         df["streamed_tokens"] = np.where(df["ok"], counts, 0.0)
     return df
+
+
+def reasoning_counts(req: pd.DataFrame) -> tuple[int, int]:
+    """``(reasoning requests, reasoning-only requests)`` among the ok ones: those that reasoned, and
+    the streamed ones of them that carried nothing visible (they have no TTFO)."""
+    reasoned = req["ok"] & req["reasoned"]
+    return int(reasoned.sum()), int((reasoned & req["stream"] & req["first_visible_token"].isna()).sum())

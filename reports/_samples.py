@@ -2,7 +2,9 @@
 
 Labels are folded: ratios and counts are averaged across label sets (e.g. GPUs), while power,
 bytes and rates add up. A cumulative preemption counter stands in for the rate when the rate
-itself was not sampled.
+itself was not sampled. ``prefill_tokens_per_s`` is derived here, once: the prompt tokens the
+server computed, i.e. those it looked up in its prefix cache less those it found there when it
+reports both, else its own prompt-token rate (llama.cpp's excludes the cached tokens).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ SUMMED_METRICS = frozenset(
         "preemptions_per_s",
         "prompt_tokens_per_s",
         "generation_tokens_per_s",
+        "prefix_cache_hit_tokens_per_s",
+        "prefix_cache_query_tokens_per_s",
         "loadgen_in_flight",
     }
 )
@@ -56,6 +60,16 @@ def _with_preemption_rate(samples: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([samples, rate], ignore_index=True)
 
 
+def _with_prefill_rate(folded: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``prefill_tokens_per_s`` to the window table when the server's figures give it."""
+    query, hits = folded.get("prefix_cache_query_tokens_per_s"), folded.get("prefix_cache_hit_tokens_per_s")
+    if query is not None and hits is not None:
+        folded["prefill_tokens_per_s"] = (query - hits).clip(lower=0.0)
+    elif "prompt_tokens_per_s" in folded:
+        folded["prefill_tokens_per_s"] = folded["prompt_tokens_per_s"]
+    return folded
+
+
 def window_samples(samples: pd.DataFrame, window_s: float) -> pd.DataFrame:
     """Rows: window number (``floor(t / window_s)``); columns: metric names (mean in the window)."""
     import numpy as np
@@ -81,4 +95,4 @@ def window_samples(samples: pd.DataFrame, window_s: float) -> pd.DataFrame:
             parts.append(grouped.sum() if is_sum else grouped.mean())
     folded = pd.concat(parts).unstack("metric")
     folded.index.name = "w"
-    return folded.sort_index()
+    return _with_prefill_rate(folded.sort_index())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reports._measures import prompt_time
 from reports._spans import stage_at
 from reports._stats import group_percentiles, slope
 
@@ -20,6 +21,8 @@ __all__ = ["PROBE_COLUMNS", "stage_table"]
 # (metric, aggregates) carried into the stage table when the run sampled the metric.
 PROBE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kv_cache_usage", ("mean", "max")),
+    ("prefix_cache_hit_rate", ("mean",)),
+    ("prefill_tokens_per_s", ("",)),
     ("requests_running", ("mean", "max")),
     ("requests_waiting", ("mean", "max")),
     ("preemptions_per_s", ("",)),
@@ -58,8 +61,7 @@ def stage_table(
         np.r_[run.tokens["t"].to_numpy()[tok_ok], req["end"].to_numpy()[unstreamed]],
         np.r_[np.ones(int(tok_ok.sum())), req["out_tokens"].to_numpy()[unstreamed]],
     )
-    prompt_time = req["first_token"].fillna(req["end"]).to_numpy()
-    in_n = _per_stage(spans, prompt_time[ok], req["in_tokens"].to_numpy()[ok])
+    in_n = _per_stage(spans, prompt_time(req)[ok], req["in_tokens"].to_numpy()[ok])
     done_n = _per_stage(spans, req["end"].to_numpy()[ok], np.ones(int(ok.sum())))
 
     # requests belong to the stage that dispatched them: its position in `spans` (-1: none)
@@ -70,6 +72,8 @@ def stage_table(
         for col, name in (
             ("ttft_s", "ttft"),
             ("ttft_intended_s", "ttft_intended"),
+            ("ttfo_s", "ttfo"),
+            ("ttfo_intended_s", "ttfo_intended"),
             ("e2e_s", "e2e"),
             ("e2e_intended_s", "e2e_intended"),
         )
@@ -83,6 +87,7 @@ def stage_table(
     context = (req["in_tokens"] + req["out_tokens"] / 2).to_numpy()
     ctx_sum = np.bincount(ci[valid & ok], weights=context[valid & ok], minlength=len(spans))
 
+    cached, prompted = _cached_tokens(req, ci, valid & ok, len(spans))
     rows = []
     for pos, sp in enumerate(spans.itertuples(index=False)):
         lo, hi = float(sp.start_at_s), float(sp.end_at_s)
@@ -109,9 +114,25 @@ def stage_table(
             for col in table.columns:
                 row[col] = table[col].get(pos, np.nan)
         row |= _probe_stats(windows, lo, hi)
+        row["prompt_tokens_cached_share"] = cached[pos] / prompted[pos] if prompted[pos] > 0 else np.nan
         row["_context_tokens_mean"] = ctx_sum[pos] / n_ok if n_ok else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _cached_tokens(req: pd.DataFrame, ci: np.ndarray, keep: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per stage: prompt tokens the server reported cached, and the prompt tokens of those requests."""
+    import numpy as np
+
+    if "prompt_tokens_cached" not in req:
+        return np.zeros(n), np.zeros(n)
+    cached = req["prompt_tokens_cached"].astype("float64").to_numpy()
+    prompt = req["prompt_tokens"].astype("float64").to_numpy()
+    keep = keep & np.isfinite(cached) & np.isfinite(prompt)
+    return (
+        np.bincount(ci[keep], weights=cached[keep], minlength=n),
+        np.bincount(ci[keep], weights=prompt[keep], minlength=n),
+    )
 
 
 def _probe_stats(windows: pd.DataFrame, lo: float, hi: float) -> dict[str, float]:

@@ -8,13 +8,11 @@ writers, so the report code reads them as it reads a real run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from satscope.run_format import (
-    FORMAT_VERSION,
     LOADGEN_FILE,
     MANIFEST_FILE,
     PROBES_FILE,
@@ -27,6 +25,7 @@ from satscope.run_format import (
     write_json_atomic,
     write_parquet_atomic,
 )
+from satscope.run_manifest import Clock, LoadgenFigures, Manifest, StageRecord, Validity
 
 __all__ = ["KINDS", "SyntheticRun", "write_synthetic_run"]
 
@@ -169,9 +168,9 @@ def write_synthetic_run(run_dir: str | Path, spec: SyntheticRun | None = None) -
     if spec.probes:
         write_parquet_atomic(out / SAMPLES_FILE, _samples(spec, rng))
         write_json_atomic(out / PROBES_FILE, probes)
-    if spec.worker_lag_s:
+    if spec.worker_lag_s or spec.kind == "client":
         write_parquet_atomic(out / LOADGEN_FILE, _loadgen(spec))
-    write_json_atomic(out / MANIFEST_FILE, _manifest(spec, out, stages, n_total, probes))
+    write_json_atomic(out / MANIFEST_FILE, _manifest(spec, out, stages, n_total))
     return out
 
 
@@ -187,36 +186,44 @@ def _requests_table(spec: SyntheticRun, col: dict[str, Any], ids: Any) -> Any:
 
     ttft = col["first_token"] - col["start"]
     e2e = col["end"] - col["start"]
-    return pa.table(
-        {
-            "request_id": ids,
-            "worker": pa.array(_workers(spec, n), pa.string()),
-            "stage": pa.array(col["stage"], pa.string()),
-            "offered_load": pa.array(col["offered_load"]),
-            "endpoint": pa.array(np.full(n, "completions", dtype=object), pa.string()),
-            "stream": pa.array(np.ones(n, dtype=bool)),
-            "intended_start": pa.array(col["intended_start"]),
-            "start": pa.array(col["start"]),
-            "first_token": pa.array(col["first_token"], mask=failed),
-            "end": pa.array(col["end"]),
-            "status": pa.array(np.where(failed, "http_error", "ok").astype(object), pa.string()),
-            "http_status": pa.array(np.where(failed, 503, 200).astype(np.int32)),
-            "error": pa.array(np.where(failed, spec.error_text, None), pa.string()),
-            "prompt_tokens": ints(spec.prompt_tokens, True),
-            "prompt_tokens_cached": pa.nulls(n, pa.int32()),
-            "output_tokens": ints(spec.output_tokens, True),
-            "output_chunks": pa.array(np.where(failed, 0, spec.output_tokens).astype(np.int32)),
-            "token_mismatch": pa.array(np.zeros(n, dtype=bool)),
-            "input_tokens_requested": ints(spec.prompt_tokens),
-            "max_tokens": ints(spec.output_tokens),
-            "retried": pa.array(np.zeros(n, dtype=bool)),
-            "ttft_s": pa.array(ttft, mask=failed),
-            "e2e_s": pa.array(e2e),
-            "ttft_intended_s": pa.array(ttft + col["lag"], mask=failed),
-            "e2e_intended_s": pa.array(e2e + col["lag"]),
-        },
-        schema=requests_schema(),
-    )
+    columns = {
+        "request_id": ids,
+        "worker": pa.array(_workers(spec, n), pa.string()),
+        "stage": pa.array(col["stage"], pa.string()),
+        "offered_load": pa.array(col["offered_load"]),
+        "endpoint": pa.array(np.full(n, "completions", dtype=object), pa.string()),
+        "stream": pa.array(np.ones(n, dtype=bool)),
+        "intended_start": pa.array(col["intended_start"]),
+        "start": pa.array(col["start"]),
+        "first_token": pa.array(col["first_token"], mask=failed),
+        "first_reasoning_token": pa.nulls(n, pa.float64()),
+        "first_visible_token": pa.array(col["first_token"], mask=failed),
+        "end": pa.array(col["end"]),
+        "status": pa.array(np.where(failed, "http_error", "ok").astype(object), pa.string()),
+        "http_status": pa.array(np.where(failed, 503, 200).astype(np.int32)),
+        "error": pa.array(np.where(failed, spec.error_text, None), pa.string()),
+        "prompt_tokens": ints(spec.prompt_tokens, True),
+        "prompt_tokens_cached": pa.nulls(n, pa.int32()),
+        "output_tokens": ints(spec.output_tokens, True),
+        "reasoning_tokens": pa.nulls(n, pa.int32()),
+        "output_chunks": pa.array(np.where(failed, 0, spec.output_tokens).astype(np.int32)),
+        "reasoning_chunks": ints(0),
+        "token_mismatch": pa.array(np.zeros(n, dtype=bool)),
+        "input_tokens_requested": ints(spec.prompt_tokens),
+        "max_tokens": ints(spec.output_tokens),
+        "retried": pa.array(np.zeros(n, dtype=bool)),
+        "ttft_s": pa.array(ttft, mask=failed),
+        "ttfo_s": pa.array(ttft, mask=failed),
+        "e2e_s": pa.array(e2e),
+        "ttft_intended_s": pa.array(ttft + col["lag"], mask=failed),
+        "ttfo_intended_s": pa.array(ttft + col["lag"], mask=failed),
+        "e2e_intended_s": pa.array(e2e + col["lag"]),
+    }
+    schema = requests_schema()
+    for fld in schema:  # a nullable column this writer has no figure for (sessions, ...) is null
+        if fld.name not in columns and fld.nullable:
+            columns[fld.name] = pa.nulls(n, fld.type)
+    return pa.table(columns, schema=schema)
 
 
 def _workers(spec: SyntheticRun, n: int) -> Any:
@@ -228,15 +235,18 @@ def _workers(spec: SyntheticRun, n: int) -> Any:
 
 
 def _loadgen(spec: SyntheticRun) -> Any:
-    """Each worker's CPU (30% of a core) and its loop lag, every 0.5 s of the run."""
+    """Each worker's CPU and loop lag, every 0.5 s of the run: 30% of a core, or 99% for ``client``."""
     import numpy as np
     import pyarrow as pa
 
     t = np.arange(ORIGIN_S, ORIGIN_S + len(spec.levels) * spec.stage_s, 0.5)
+    lags = spec.worker_lag_s or (0.001,)
+    cpu = 0.99 if spec.kind == "client" else 0.3
+    name = (lambda i: f"w{i}") if spec.worker_lag_s else (lambda i: "local")
     rows = [
-        (metric, f"worker=w{i}", value)
-        for i, lag in enumerate(spec.worker_lag_s)
-        for metric, value in (("loadgen_cpu", 0.3), ("loadgen_loop_lag_s", lag))
+        (metric, f"worker={name(i)}", value)
+        for i, lag in enumerate(lags)
+        for metric, value in (("loadgen_cpu", cpu), ("loadgen_loop_lag_s", lag))
     ]
     return pa.table(
         {
@@ -333,65 +343,56 @@ def _samples(spec: SyntheticRun, rng: Any) -> Any:
     )
 
 
-def _manifest(
-    spec: SyntheticRun, out: Path, stages: list[dict[str, Any]], n: int, probes: dict[str, Any]
-) -> dict[str, Any]:
+def _manifest(spec: SyntheticRun, out: Path, stages: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """The run.json `satscope run` would write, built through the same type."""
     client = spec.kind == "client"
     end_s = ORIGIN_S + len(spec.levels) * spec.stage_s
-    return {
-        "format_version": FORMAT_VERSION,
-        "run_id": out.name,
-        "status": "complete",
-        "command": ["satscope", "run", "--synthetic", spec.kind],
-        "config": {
-            "shape": "steps",
-            "levels": list(spec.levels),
-            "stage_s": spec.stage_s,
-            "workload": {"prompt": spec.prompt_text, "max_tokens": spec.output_tokens},
+    kind = "open" if spec.open_loop else "closed"
+    shape = [  # loadgen.shapes.Stage.to_json, as LoadgenConfig carries it
+        {"name": st["name"], "duration_s": spec.stage_s, "load": float(level), "kind": kind, "profile": "hold",
+         "load_end": None, "amplitude": 0.0, "period_s": 60.0, "spawn_rate": st["spawn_rate"],
+         "arrival": "poisson", "arrival_cv": 1.0}
+        for st, level in zip(stages, spec.levels, strict=True)
+    ]  # fmt: skip
+    workers = len(spec.worker_lag_s)
+    manifest = Manifest(
+        run_id=out.name,
+        status="complete",
+        command=["satscope", "run", "--synthetic", spec.kind],
+        config={
+            "target_url": "http://127.0.0.1:8000",
+            "run_dir": str(out),
+            "shape": shape,
+            "workload": {"prompt": spec.prompt_text, "max_tokens": spec.output_tokens, "seed": spec.seed},
+            "endpoint": "completions",
+            "model": spec.model,
+            "stream": True,
+            "workers": workers,
         },
-        "target": {
+        target={
             "url": "http://127.0.0.1:8000",
             "endpoint": "completions",
             "model": spec.model,
             "served_by": "external",
         },
-        "versions": {"satscope": "0.1.0", "python": "3.11", "locust": None, "torch": None},
-        "host": {"hostname": "synthetic", "cpu_count": 2, "platform": "linux", "memory_bytes": 8 << 30},
-        "clock": {"monotonic_origin_s": ORIGIN_S, "wall_origin_unix_s": 1_790_000_000.0},
-        "start_s": ORIGIN_S,
-        "end_s": end_s,
-        "stages": stages,
-        "validity": {
-            "interrupted": False,
-            "loadgen_saturated": client,
-            "loadgen_saturated_reason": "load generator CPU at 99% (p90 97%) from 30.0 s; "
-            "requests were dispatched up to 1.2 s late"
-            if client
-            else None,
-            "token_mismatches": 0,
-            "target_errors": 0,
-            "missing_probes": [] if spec.gpu or not spec.probes else ["gpu"],
-            "notes": list(spec.extra_notes),
-        },
-        "loadgen": {
-            "requests_sent": n,
-            "records_written": n,
-            "workers": 1,
-            "worker_clock_offsets_s": {},
-            "cpu_max": 0.99 if client else 0.4,
-            "cpu_p90": 0.97 if client else 0.3,
-            "loop_lag_p99_s": 0.002,
-            "late_dispatches": 0,
-            "dropped_dispatches": 0,
-            "max_in_flight": max(spec.levels),
-        },
-        "probes": probes if spec.probes else None,
-        "files": [MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE] + ([SAMPLES_FILE, PROBES_FILE] if spec.probes else []),
-    }
-
-
-if __name__ == "__main__":  # handy for looking at one: python -m reports._synthetic DIR KIND
-    import sys
-
-    path = write_synthetic_run(sys.argv[1], SyntheticRun(kind=sys.argv[2] if len(sys.argv) > 2 else "kv_cache"))
-    print(json.dumps({"run_dir": str(path)}))
+        versions={"satscope": "0.1.0", "python": "3.11", "locust": None, "torch": None},
+        host={"hostname": "synthetic", "cpu_count": 2, "platform": "linux", "memory_bytes": 8 << 30},
+        clock=Clock(ORIGIN_S, 1_790_000_000.0),
+        start_s=ORIGIN_S,
+        end_s=end_s,
+        stages=[StageRecord(**{"profile": "hold", **st}) for st in stages],
+        validity=Validity(missing_probes=[] if spec.gpu or not spec.probes else ["gpu"], notes=list(spec.extra_notes)),
+        loadgen=LoadgenFigures(
+            requests_sent=n,
+            records_written=n,
+            workers=workers,
+            cpu_max=0.99 if client else 0.4,
+            cpu_p90=0.99 if client else 0.3,
+            loop_lag_p99_s=0.002,
+            max_in_flight=float(max(spec.levels)),
+        ),
+        files=[MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE]
+        + ([SAMPLES_FILE, PROBES_FILE] if spec.probes else [])
+        + ([LOADGEN_FILE] if spec.worker_lag_s or client else []),
+    )
+    return manifest.to_json()

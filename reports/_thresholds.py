@@ -41,6 +41,11 @@ class Thresholds:
     gpu_tensor_active: float = 0.70
     server_cpu_share: float = 0.90
     error_rate: float = 0.05
+    # prefix cache: the hit rate at a level against the best at a lower load (hold stages)
+    prefix_cache_reuse: float = 0.2  # a lower level hit at least this much: there was reuse to lose
+    prefix_cache_hit_fall: float = 0.75  # the hit rate fell to this share of it or less ...
+    prefix_cache_kv_usage: float = 0.8  # ... with KV usage this high on average there (or full in a window) ...
+    prefill_rise: float = 1.2  # ... and prefill tokens/s up by at least this factor
     # the client (per load-generator worker)
     client_cpu_p90: float = 0.90  # of one core: gevent runs on one
     client_loop_lag_p90_s: float = 0.010

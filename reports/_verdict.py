@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports._saturation import round_load
+from reports._search import bracket_sentence
 
 __all__ = ["verdict_sentence"]
 
@@ -90,4 +91,4 @@ def verdict_sentence(summary: dict[str, Any]) -> str:
             f". Best goodput {good['best_goodput_per_s']:.2f} req/s within SLO at "
             f"{_load(good['best_offered_load'], kind)}"
         )
-    return f"{head}.{safe} {tail}."
+    return f"{head}.{safe}{bracket_sentence(summary.get('search'))} {tail}."

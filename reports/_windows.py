@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reports._measures import prompt_time
 from reports._samples import window_samples
 from reports._spans import stage_at
 from reports._stats import group_percentiles
@@ -37,7 +38,7 @@ def window_table(run: RunData, req: pd.DataFrame, gaps: Gaps, spans: pd.DataFram
     # output tokens: streamed chunks when they exist (when they arrived), else usage at the end.
     tok_w = win(run.tokens["t"])[ok[run.tokens["req"].to_numpy()]] if len(run.tokens) else np.empty(0)
     unstreamed = ok & (req["streamed_tokens"].to_numpy() == 0)
-    prompt_w = np.where(np.isnan(first_w), end_w, first_w)
+    prompt_w = win(prompt_time(req))
     tables = [
         pd.Series(1.0, index=end_w[ok]).groupby(level=0).sum().rename("requests_per_s"),
         pd.Series(1.0, index=end_w[sent]).groupby(level=0).sum().rename("_ended"),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import typer
 
+from satscope._extras import require_server
+
 __all__ = ["demo", "demo_command"]
 
 # The bundled `tiny` model with a 48-block pool (768 tokens): each request holds 160 tokens
@@ -44,6 +46,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", help="No live progress."),
 ) -> None:
     """Serve the bundled model on this machine, load it through its knee, and write the HTML report."""
+    require_server("satscope demo")
     run_dir = out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     cmd = demo_command(run_dir, duration, users, steps, quiet)
     typer.echo(f"satscope demo: serving the bundled tiny model and stepping 1 → {users} users over {duration:g} s")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import socket
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, write_json_atomic
+from satscope.run_manifest import Manifest
 
 __all__ = ["ABANDONED_NOTE", "mark_if_abandoned", "owner_alive"]
 
@@ -54,24 +56,24 @@ def mark_if_abandoned(run_dir: str | Path) -> bool:
     """Rewrite a ``running`` manifest whose owner is gone as ``abandoned``; True if it did."""
     path = Path(run_dir) / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+        manifest = Manifest.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError):  # ManifestError is a ValueError
         return False  # the report's loader gives the one-line error for an unreadable manifest
-    if not isinstance(manifest, dict) or manifest.get("status") != "running":
+    if manifest.status != "running":
         return False
-    if owner_alive(manifest.get("owner") or {}) is not False:
+    if owner_alive(asdict(manifest.owner)) is not False:
         return False
-    manifest["status"] = "abandoned"
+    manifest.status = "abandoned"
     end_s = _last_record_end(Path(run_dir))
     if end_s is not None:  # the timeline as it ran, as `satscope run` would have cut it
-        manifest["end_s"] = end_s
-        manifest["stages"] = [
-            {**row, "end_s": min(row["end_s"], end_s)} for row in manifest.get("stages") or [] if row["start_s"] < end_s
+        manifest.end_s = end_s
+        manifest.stages = [
+            replace(s, end_s=end_s if s.end_s is None else min(s.end_s, end_s))
+            for s in manifest.stages
+            if s.start_s < end_s
         ]
-    validity = manifest.setdefault("validity", {})
-    validity["interrupted"] = True
-    notes = validity.setdefault("notes", [])
-    if ABANDONED_NOTE not in notes:
-        notes.append(ABANDONED_NOTE)
-    write_json_atomic(path, manifest)
+    manifest.validity.interrupted = True
+    if ABANDONED_NOTE not in manifest.validity.notes:
+        manifest.validity.notes.append(ABANDONED_NOTE)
+    write_json_atomic(path, manifest.to_json())
     return True

@@ -101,7 +101,7 @@ def _mentions_model(message: str) -> bool:
 
 
 def _http_failure(url: str, path: str, status: int, message: str, model: str, models: tuple[str, ...],
-                  api_key: str | None) -> PreflightError:
+                  api_key: str | None, extra_flags: str = "") -> PreflightError:
     if status in (401, 403):
         return _auth_error(url, status, api_key, message)
     if status in (400, 404, 422) and _mentions_model(message):
@@ -119,7 +119,7 @@ def _http_failure(url: str, path: str, status: int, message: str, model: str, mo
         return PreflightError(f"target {url} does not accept POST {path} (HTTP {status}): "
                               "not an OpenAI-compatible server", "point --target at an OpenAI-compatible server")
     return PreflightError(f"target {url} answered HTTP {status} to a test request of POST {path}: {message}",
-                          "fix the server, or the request flags (--endpoint, --model, --no-ignore-eos)")
+                          f"fix the server, or the request flags (--endpoint, --model, --no-ignore-eos{extra_flags})")
 
 
 def _check_stream(resp: Any, url: str, path: str, chat: bool, timeout_s: float) -> int:
@@ -175,10 +175,13 @@ def preflight(
     stream: bool = True,
     ignore_eos: bool = True,
     timeout_s: float = 60.0,
+    extra_headers: dict[str, str] | None = None,
+    extra_body: dict | None = None,
 ) -> PreflightResult:
     """List the target's models and send one short request as the load will; PreflightError if unfit.
 
     ``model`` of ``""`` takes the first model the target lists (``default`` if it lists none).
+    ``extra_headers`` and ``extra_body`` (``--header``, ``--extra-body``) go as with the load.
     """
     import httpx
 
@@ -187,7 +190,7 @@ def preflight(
     url = url.rstrip("/")
     path = _PATHS[endpoint]
     chat = endpoint == "chat"
-    headers = {PREFLIGHT_HEADER: "1", "Accept-Encoding": "identity"}
+    headers = {**(extra_headers or {}), PREFLIGHT_HEADER: "1", "Accept-Encoding": "identity"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
@@ -198,13 +201,15 @@ def preflight(
                                  f"use --model {models[0]}")
         chosen = model or (models[0] if models else "default")
         body = request_body(chat=chat, model=chosen, prompt=_PROMPT, max_tokens=4, stream=stream,
-                            ignore_eos=ignore_eos)
+                            ignore_eos=ignore_eos, extra=extra_body)
+        # a target that refuses a field of --extra-body: the fix names that flag too
+        extra_flags = ", --extra-body" if extra_body else ""
         chunks = 0
         try:
             with client.stream("POST", url + path, json=body) as resp:
                 if resp.status_code != 200:
                     message = _error_text(resp.read()[:_MAX_BYTES]) or f"HTTP {resp.status_code}"
-                    raise _http_failure(url, path, resp.status_code, message, chosen, models, api_key)
+                    raise _http_failure(url, path, resp.status_code, message, chosen, models, api_key, extra_flags)
                 if stream:
                     chunks = _check_stream(resp, url, path, chat, timeout_s)
                 else:
@@ -219,13 +224,19 @@ def preflight(
 
 
 def preflight_check(
-    endpoint: str, api_key: str | None, stream: bool, ignore_eos: bool, timeout_s: float
+    endpoint: str,
+    api_key: str | None,
+    stream: bool,
+    ignore_eos: bool,
+    timeout_s: float,
+    extra_headers: dict[str, str] | None = None,
+    extra_body: dict | None = None,
 ) -> Callable[[str, str], str]:
     """The preflight as `satscope run`'s orchestrator calls it: (url, model) -> the model to send."""
 
     def check(url: str, model: str) -> str:
         return preflight(url, endpoint, model, api_key, stream=stream, ignore_eos=ignore_eos,
-                         timeout_s=min(timeout_s, 60.0)).model
+                         timeout_s=min(timeout_s, 60.0), extra_headers=extra_headers, extra_body=extra_body).model
 
     return check
 

@@ -25,17 +25,34 @@ def report(
         ),
     ] = None,
     window: Annotated[float, typer.Option(help="Width of the time windows, seconds.", min=0.01)] = 1.0,
+    warmup: Annotated[
+        float | None,
+        typer.Option(help="Leave the first S seconds of load out of every figure (default: the run's --warmup)."),
+    ] = None,
+    percentiles: Annotated[
+        str | None,
+        typer.Option(help="Latency percentiles for the tables and summary, e.g. 50,90,95,99,99.9 (p50, p90 and "
+                     "p99 always; default: the run's --percentiles, else 50,90,95,99)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print summary.json to stdout (and nothing else; the rest on stderr).")
+    ] = False,
 ) -> None:
-    """Analyse a run: saturation point, bottleneck with evidence, goodput; write summary.json and report.html."""
-    from reports import build_report
+    """Analyse a run: saturation point, bottleneck with evidence, goodput; write summary.json, stages.csv and
+    report.html."""
+    from reports import ReportSettings, build_report
     from satscope._owner import mark_if_abandoned
 
+    ReportSettings.parse(warmup, percentiles)  # a bad flag is a one-line error before the run is read
     if mark_if_abandoned(run_dir):
         typer.echo(f"note: {run_dir} was left `running` by a process that is gone; marked abandoned", err=True)
-    result = build_report(run_dir, out=out, slos=slo or None, window_s=window)
-    typer.echo(result.verdict)
-    typer.echo(f"report: {result.html_path}")
-    typer.echo(f"summary: {result.summary_path}")
+    result = build_report(run_dir, out=out, slos=slo or None, window_s=window, warmup_s=warmup,
+                          percentiles=percentiles)
+    typer.echo(result.verdict, err=as_json)
+    typer.echo(f"report: {result.html_path}", err=as_json)
+    typer.echo(f"summary: {result.summary_path}", err=as_json)
+    if as_json:
+        typer.echo(result.summary_path.read_text().rstrip("\n"))
 
 
 def compare(

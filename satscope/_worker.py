@@ -19,7 +19,7 @@ def run_worker(host: str, port: int, wait_s: float, given: set[str]) -> int:
     import signal
     import socket
 
-    from loadgen.processes import die_with_parent
+    from satscope._processes import die_with_parent
     from satscope.errors import SatscopeError
 
     extra = sorted(given - {"--worker", "--master-host", "--master-port", "--master-wait", "--quiet"})

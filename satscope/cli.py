@@ -25,6 +25,25 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from satscope import __version__
+
+        typer.echo(f"satscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Find the load at which an LLM server saturates, which resource ran out first, and the tokens/s
+    just before it."""
+
+
 app.command("serve")(_serve.serve)
 app.command("run")(_run.run)
 app.command("probe")(_probe.probe)

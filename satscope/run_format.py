@@ -59,6 +59,8 @@ _REQUEST_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("intended_start", "float64", False),
     ("start", "float64", False),
     ("first_token", "float64", True),
+    ("first_reasoning_token", "float64", True),
+    ("first_visible_token", "float64", True),
     ("end", "float64", False),
     ("status", "string", False),
     ("http_status", "int32", True),
@@ -66,19 +68,40 @@ _REQUEST_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("prompt_tokens", "int32", True),
     ("prompt_tokens_cached", "int32", True),
     ("output_tokens", "int32", True),
+    ("reasoning_tokens", "int32", True),
     ("output_chunks", "int32", False),
+    ("reasoning_chunks", "int32", False),
     ("token_mismatch", "bool", False),
     ("input_tokens_requested", "int32", True),
     ("max_tokens", "int32", True),
     ("retried", "bool", False),
     ("ttft_s", "float64", True),
+    ("ttfo_s", "float64", True),
     ("e2e_s", "float64", False),
     ("ttft_intended_s", "float64", True),
+    ("ttfo_intended_s", "float64", True),
     ("e2e_intended_s", "float64", False),
+    ("session_id", "string", True),
+    ("turn", "int32", True),
 )
 # columns added after format version 1 first shipped: a file written before them still reads, with
-# these defaults (null: not reported; False: not retried)
-_LATER_REQUEST_COLUMNS: dict[str, Any] = {"prompt_tokens_cached": None, "retried": False}
+# these defaults (null: not reported; False: not retried; 0: no reasoning counted) ...
+_LATER_REQUEST_COLUMNS: dict[str, Any] = {
+    "prompt_tokens_cached": None,
+    "retried": False,
+    "first_reasoning_token": None,
+    "reasoning_tokens": None,
+    "reasoning_chunks": 0,
+    "session_id": None,
+    "turn": None,
+}
+# ... or copies of a column it has: before reasoning and tool-call chunks were counted, the first
+# token counted was always the first visible one
+_LATER_REQUEST_COPIES: dict[str, str] = {
+    "first_visible_token": "first_token",
+    "ttfo_s": "ttft_s",
+    "ttfo_intended_s": "ttft_intended_s",
+}
 _TOKEN_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("request_id", "string", False),
     ("index", "int32", False),
@@ -113,14 +136,16 @@ def read_requests_table(path: str | os.PathLike[str], **read_options: Any) -> pa
 
     schema = requests_schema()
     present = set(pq.read_schema(path).names)
-    names = [n for n in schema.names if n in present or n not in _LATER_REQUEST_COLUMNS]
-    table = pq.read_table(path, columns=names, **read_options)
-    for name, default in _LATER_REQUEST_COLUMNS.items():
-        if name not in present:
-            fld = schema.field(name)
-            table = table.add_column(
-                schema.get_field_index(name), fld, pa.array([default] * table.num_rows, type=fld.type)
-            )
+    later = _LATER_REQUEST_COLUMNS.keys() | _LATER_REQUEST_COPIES.keys()
+    table = pq.read_table(path, columns=[n for n in schema.names if n in present or n not in later], **read_options)
+    for index, fld in enumerate(schema):  # in schema order, so that each lands at its own index
+        if fld.name in present or fld.name not in later:
+            continue
+        if fld.name in _LATER_REQUEST_COPIES:
+            column = table.column(_LATER_REQUEST_COPIES[fld.name])
+        else:
+            column = pa.array([_LATER_REQUEST_COLUMNS[fld.name]] * table.num_rows, type=fld.type)
+        table = table.add_column(index, fld, column)
     return table
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 __all__ = ["PRESETS", "ConfigError", "ModelConfig", "ServerConfig", "load_hf_model_config"]
 
@@ -133,32 +134,83 @@ def load_hf_model_config(path: Path) -> ModelConfig:
     return load(path)
 
 
+_GPU, _LIMITS, _MODEL = "GPU sizing", "Limits", "Model"
+
+
+def _opt(default: Any, help: str, panel: str | None = None, **cli: Any) -> Any:
+    """A field with its command-line option: `satscope serve` builds every flag from these."""
+    return field(default=default, metadata={"help": help, "panel": panel, **cli})
+
+
 @dataclass(slots=True)
 class ServerConfig:
-    """Everything `satscope serve` is told. `kv_blocks=None` sizes the pool automatically."""
+    """Everything `satscope serve` is told. `kv_blocks=None` sizes the pool automatically.
 
-    preset: str = "tiny"
-    model_path: str | None = None
-    served_model_name: str | None = None
-    seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
-    kv_blocks: int | None = None
-    block_size: int = 16
-    gpu_memory_utilization: float = 0.9
-    max_num_seqs: int = 64
-    max_batched_tokens: int = 2048
-    max_waiting: int = 256
-    max_model_len: int | None = None
-    max_tokens_limit: int | None = None
-    api_key: str | None = field(default=None, repr=False)
-    step_delay_ms: float = 0.0
-    enable_prefix_caching: bool = True
-    max_body_bytes: int = 1 << 20
-    torch_threads: int | None = None
-    host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "info"
+    Each field carries its option's help (``metadata``); ``satscope/_serve.py`` turns the fields
+    into the command's flags, so a setting is declared once, here."""
+
+    preset: str = _opt(
+        "tiny", "Random-weight model shape: tiny (CPU, a few M parameters), llama-3.2-1b, llama-3.1-8b.", _MODEL
+    )
+    model_path: str | None = _opt(
+        None,
+        "Local Hugging Face Llama checkpoint directory (config.json, "
+        "*.safetensors, tokenizer.json); overrides --preset.",
+        _MODEL,
+        flag="--model",
+    )
+    served_model_name: str | None = _opt(
+        None, "Model name the API answers to (default: the preset or the checkpoint folder's name).", _MODEL
+    )
+    seed: int = _opt(0, "Seed of the random weights and of unseeded sampling.", _MODEL)
+    dtype: str = _opt("auto", "auto (float32 on CPU, bfloat16 on GPU), float32, float16, bfloat16.", _MODEL)
+    device: str = _opt("auto", "auto, cpu or cuda.", _MODEL)
+    kv_blocks: int | None = _opt(
+        None,
+        "KV-cache pool size in blocks (default: 16384 tokens' worth on CPU, sized "
+        "from --gpu-memory-utilization on GPU). Small values make the pool run out under "
+        "load.",
+        _LIMITS,
+    )
+    block_size: int = _opt(16, "Tokens per KV block.", _LIMITS)
+    gpu_memory_utilization: float = _opt(
+        0.9, "Fraction of GPU memory the server may use (weights + KV cache), 0-1.", _GPU
+    )
+    max_num_seqs: int = _opt(64, "Most sequences in the running batch.", _LIMITS)
+    max_batched_tokens: int = _opt(2048, "Token budget of one engine step (prefill chunks + decodes).", _LIMITS)
+    max_waiting: int = _opt(256, "Waiting-queue bound; beyond it requests get 429.", _LIMITS)
+    max_model_len: int | None = _opt(
+        None, "Context length: prompt + completion tokens (default: the model's).", _LIMITS
+    )
+    max_tokens_limit: int | None = _opt(
+        None, "Largest max_tokens a request may ask for (default: the context length).", _LIMITS
+    )
+    api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "Require 'Authorization: Bearer KEY' on /v1/* (401 otherwise).",
+            "envvar": "SATSCOPE_API_KEY",
+        },
+    )
+    step_delay_ms: float = _opt(
+        0.0, "Sleep this long in every engine step: an injected slowdown for testing performance gates.", _LIMITS
+    )
+    enable_prefix_caching: bool = _opt(
+        True,
+        "Share the KV blocks of prompt prefixes seen before (automatic prefix caching, as in vLLM).",
+        _LIMITS,
+        flag="--prefix-caching/--no-prefix-caching",
+    )
+    max_body_bytes: int = _opt(1 << 20, "Largest request body accepted; larger ones get 413.", _LIMITS)
+    torch_threads: int | None = _opt(
+        None, "CPU threads for torch (default: 1 for models under 100M parameters, else torch's).", _MODEL
+    )
+    host: str = _opt(
+        "127.0.0.1", "Address to bind. Loopback by default; binding elsewhere exposes the server to the network."
+    )
+    port: int = _opt(8000, "TCP port to listen on.")
+    log_level: str = _opt("info", "critical, error, warning, info or debug. Prompts and outputs are never logged.")
 
     def __post_init__(self) -> None:
         if self.model_path is None and self.preset not in PRESETS:

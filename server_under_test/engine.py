@@ -168,6 +168,9 @@ class LLMEngine:
         self._drain_inbox()
         t0 = time.perf_counter()
         batch = self.scheduler.schedule()
+        # the gauges show the step as scheduled: its running batch and the KV blocks it holds while it
+        # computes (read after the step, the blocks of sequences that just finished would be gone)
+        scheduled = (len(self.scheduler.running), self.num_waiting, self.block_manager.num_used_blocks)
         t1 = time.perf_counter()
         outputs: list[RequestOutput] = []
         timing = StepTiming(schedule_s=t1 - t0, batch_size=len(batch), num_tokens=batch.num_tokens)
@@ -182,7 +185,7 @@ class LLMEngine:
         if self.config.step_delay_ms:
             time.sleep(self.config.step_delay_ms / 1000.0)
         self.last_timing = timing
-        self._record_step(batch, time.perf_counter() - t0)
+        self._record_step(batch, time.perf_counter() - t0, scheduled)
         return outputs
 
     def _postprocess(self, batch: ScheduledBatch, seqs: list[Sequence], tokens: list[int]) -> list[RequestOutput]:
@@ -257,12 +260,15 @@ class LLMEngine:
         for req in list(self._requests.values()):
             self._finish(req, FinishReason.ERROR, "")
 
-    def _record_step(self, batch: ScheduledBatch, duration_s: float) -> None:
+    def _record_step(self, batch: ScheduledBatch, duration_s: float, scheduled: tuple[int, int, int]) -> None:
         m = self.metrics
-        m.running.set(len(self.scheduler.running))
-        m.waiting.set(self.num_waiting)
-        m.kv_used.set(self.block_manager.num_used_blocks)
-        m.kv_usage.set(self.block_manager.usage)
+        if not self.scheduler.has_work:  # idle now: nothing will step again to update the gauges
+            scheduled = (len(self.scheduler.running), self.num_waiting, self.block_manager.num_used_blocks)
+        running, waiting, used = scheduled
+        m.running.set(running)
+        m.waiting.set(waiting)
+        m.kv_used.set(used)
+        m.kv_usage.set(used / self.block_manager.num_blocks)
         m.record_prefix_cache(self.scheduler, self.block_manager)
         new_preemptions = self.scheduler.num_preemptions - self._preemptions_seen
         if new_preemptions:

@@ -122,8 +122,8 @@ def _common(body: Any, max_tokens_limit: int) -> tuple[str | None, int | None, S
     if max_tokens is not None and not 1 <= max_tokens <= max_tokens_limit:
         raise ApiError(400, f"'max_tokens' must be between 1 and {max_tokens_limit}, got {max_tokens}", "max_tokens")
     seed = _optional_int(body, "seed")
-    if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
-        raise ApiError(400, "'seed' must be a 64-bit integer", "seed")
+    if seed is not None:  # any JSON integer: folded onto the generator's 64 bits, as a C uint64 cast would
+        seed %= SEED_RANGE[1] + 1
     params = SamplingParams(
         max_tokens=max_tokens or 1,
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),

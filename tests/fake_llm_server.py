@@ -14,6 +14,10 @@ makes it misbehave: ``lie_usage``, ``bad_json``, ``no_done``, ``truncate``, ``ht
 seconds after every completion, without reading the request the client may have sent meanwhile.
 ``--prefix-cache`` simulates a prompt cache: ``usage.prompt_tokens_details.cached_tokens`` is the
 longest prefix (in words) the prompt shares with any earlier prompt.
+``--record-requests`` keeps the method, path, headers and JSON body of every request it gets
+(``/_records`` ``seen``), for tests of what the client sent. ``--slow-first S --slow-ttft T`` gives
+every load request received in the first ``S`` seconds after the first one a first token after
+``T`` seconds instead of ``--ttft``: a server that warms up.
 
 Run it: ``python -m tests.fake_llm_server --port 8000 --ttft 0.04 --itl 0.008``.
 """
@@ -75,10 +79,15 @@ class FakeServer:
     mode: str = "normal"
     close_after_s: float | None = None  # None: honour keep-alive
     prefix_cache: bool = False
+    record_requests: bool = False
+    slow_first_s: float = 0.0
+    slow_ttft_s: float = 0.0
     served: int = 0
     calibrations: int = 0
     preflights: int = 0  # answered normally whatever the mode; neither `served` nor in `records`
     records: dict[str, dict] = field(default_factory=dict)
+    seen: list[dict] = field(default_factory=list)  # --record-requests: every request as received
+    _first_load_at: float | None = None
     _heap: list = field(default_factory=list)
     _wake: asyncio.Event | None = None
     _seq: itertools.count = field(default_factory=itertools.count)
@@ -108,6 +117,8 @@ class FakeServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if self.record_requests and path != "/_records":
+                    self.seen.append({"method": method, "path": path, "headers": headers, "body": _json_or_none(body)})
                 await self._route(method, path, headers, body, writer)
                 if self.close_after_s is not None and method == "POST":
                     await writer.drain()
@@ -122,7 +133,7 @@ class FakeServer:
         if method == "GET" and path == "/health":
             return self._respond(w, 200, b'{"status":"ok"}')
         if method == "GET" and path == "/_records":
-            body = {"served": self.served, "preflights": self.preflights, "requests": self.records}
+            body = {"served": self.served, "preflights": self.preflights, "requests": self.records, "seen": self.seen}
             return self._respond(w, 200, json.dumps(body).encode())
         if method != "POST" or path not in ("/v1/completions", "/v1/chat/completions"):
             return self._respond(w, 404, b'{"error":{"message":"not found"}}')
@@ -158,8 +169,11 @@ class FakeServer:
         chat = path.endswith("chat/completions")
         if mode == "http_500":
             return self._respond(w, 500, b'{"error":{"message":"fake server error"}}')
+        ttft_s = self._ttft(received, preflight)
+        if not preflight:
+            self.records[rid]["ttft_s"] = ttft_s
         if not req.get("stream"):
-            await asyncio.sleep(self.ttft_s + (n - 1) * self.itl_s)
+            await asyncio.sleep(ttft_s + (n - 1) * self.itl_s)
             usage = _usage(prompt_tokens, n, cached)
             text = " tok" * n
             message = {"role": "assistant", "content": text}
@@ -172,9 +186,17 @@ class FakeServer:
         if chat:
             w.write(_chunk(_CHAT_ROLE))  # like vLLM: a role-only chunk first, not a token
         done = asyncio.get_running_loop().create_future()
-        stream = _Stream(w, chat, n, mode, record, done, prompt_tokens, received + self.ttft_s, cached)
+        stream = _Stream(w, chat, n, mode, record, done, prompt_tokens, received + ttft_s, cached)
         self._push(stream.first_due, stream)
         await done
+
+    def _ttft(self, received: float, preflight: bool) -> float:
+        """``--slow-ttft`` for load requests in the first ``--slow-first`` seconds of load, else ``--ttft``."""
+        if preflight or not self.slow_first_s:
+            return self.ttft_s
+        if self._first_load_at is None:
+            self._first_load_at = received
+        return self.slow_ttft_s if received - self._first_load_at < self.slow_first_s else self.ttft_s
 
     def _respond(self, w: asyncio.StreamWriter, status: int, body: bytes) -> None:
         reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
@@ -240,6 +262,13 @@ class FakeServer:
         s.done.set_result(None)
 
 
+def _json_or_none(body: bytes) -> object:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
 def _usage(prompt_tokens: int, completion_tokens: int, cached: int | None) -> dict:
     usage: dict = {
         "prompt_tokens": prompt_tokens,
@@ -269,8 +298,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--close-after-response", type=float, default=None, metavar="S",
                     help="advertise keep-alive but close S seconds after every response (like llama-server)")
     ap.add_argument("--prefix-cache", action="store_true", help="report cached_tokens of a simulated prefix cache")
+    ap.add_argument("--record-requests", action="store_true", help="keep every request's headers and body")
+    ap.add_argument("--slow-first", type=float, default=0.0, metavar="S",
+                    help="load requests in the first S seconds after the first one get --slow-ttft")
+    ap.add_argument("--slow-ttft", type=float, default=0.0, metavar="T", help="first-token delay while slow")
     args = ap.parse_args(argv)
-    server = FakeServer(args.ttft, args.itl, args.mode, args.close_after_response, args.prefix_cache)
+    server = FakeServer(
+        args.ttft,
+        args.itl,
+        args.mode,
+        args.close_after_response,
+        args.prefix_cache,
+        record_requests=args.record_requests,
+        slow_first_s=args.slow_first,
+        slow_ttft_s=args.slow_ttft,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server, args.host, args.port))
 

@@ -6,6 +6,8 @@ Every server a test starts binds 127.0.0.1 and is stopped by the test (SIGTERM, 
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import signal
 import socket
@@ -18,7 +20,24 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["ServerProcess", "bundled_server", "free_port", "wait_http_ok"]
+__all__ = ["JsonHandler", "ServerProcess", "bundled_server", "free_port", "wait_http_ok"]
+
+
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler base for the small test servers, with one way to answer JSON."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def send_json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 def free_port() -> int:
@@ -59,9 +78,7 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def bundled_server(
-    *flags: str, timeout_s: float = 120.0, env: dict[str, str] | None = None
-) -> Iterator[ServerProcess]:
+def bundled_server(*flags: str, timeout_s: float = 120.0, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     """Start `satscope serve --port P FLAGS...` on loopback, wait for /health, stop it afterwards."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="satscope-serve-", suffix=".log", delete=False)  # noqa: SIM115

@@ -15,28 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from satscope import run_format as rf
+from satscope.run_manifest import LoadgenFigures, Manifest, StageRecord, Validity
 from tests.loadgen.conftest import fake_server, run_satscope
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "run-format.md"
-_MANIFEST_FIELDS = (
-    "format_version",
-    "run_id",
-    "status",
-    "command",
-    "config",
-    "target",
-    "versions",
-    "host",
-    "clock",
-    "owner",
-    "start_s",
-    "end_s",
-    "stages",
-    "validity",
-    "loadgen",
-    "probes",
-    "files",
-)
+_MANIFEST_FIELDS = tuple(Manifest.from_json({"status": "running", "clock": {"monotonic_origin_s": 1.0,
+                                               "wall_origin_unix_s": 2.0}, "start_s": 1.0}).to_json())  # fmt: skip
 
 
 def _doc_table(heading: str) -> list[tuple[str, str]]:
@@ -104,6 +88,24 @@ def test_request_rows_are_consistent(run_dir: Path) -> None:
     assert (lg.source == "loadgen").all() and (lg.labels == "worker=local").all()
 
 
+def test_the_typed_manifest_matches_the_doc() -> None:
+    """run.json's fields in docs/run-format.md are the typed manifest's, in its order; so are the
+    documented fields of `stages`, `validity` and `loadgen`."""
+    import dataclasses
+
+    text = DOC.read_text().split("## `run.json`", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", text, flags=re.M)
+    assert tuple(n for row in rows for n in row if n) == _MANIFEST_FIELDS
+    stage_row = next(line for line in text.splitlines() if line.startswith("| `stages` |"))
+    stage_keys = re.search(r"`\{([^}]+)\}`", stage_row).group(1).replace(" ", "").split(",")
+    assert stage_keys == [f.name for f in dataclasses.fields(StageRecord)]
+    legacy = {"loadgen_saturated", "loadgen_saturated_reason"}
+    for cls, where in ((Validity, "`validity`: "), (LoadgenFigures, "`loadgen` | object | ")):
+        documented = re.findall(r"`(\w+)`", text.split(where, 1)[1].split("\n\n", 1)[0])
+        fields = {f.name for f in dataclasses.fields(cls)} - legacy
+        assert fields <= set(documented), (cls.__name__, fields - set(documented))
+
+
 def test_manifest(run_dir: Path) -> None:
     m = json.loads((run_dir / rf.MANIFEST_FILE).read_text())
     assert tuple(m) == _MANIFEST_FIELDS
@@ -112,8 +114,6 @@ def test_manifest(run_dir: Path) -> None:
     assert set(m["stages"][0]) >= {"name", "start_s", "end_s", "kind", "users", "spawn_rate", "rate_rps", "arrival"}
     assert set(m["validity"]) == {
         "interrupted",
-        "loadgen_saturated",
-        "loadgen_saturated_reason",
         "token_mismatches",
         "target_errors",
         "target_lost_s",

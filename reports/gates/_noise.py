@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reports._measures import prompt_time
 from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE
+from satscope.run_manifest import Manifest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,8 +54,7 @@ def load_rows(run_dir: Path, summary: dict) -> RunRows:
     """Read what the noise model needs from a run directory (requests, tokens, clock)."""
     import pandas as pd
 
-    manifest = json.loads((run_dir / MANIFEST_FILE).read_text())
-    origin = float((manifest.get("clock") or {}).get("monotonic_origin_s") or 0.0)
+    origin = Manifest.from_json(json.loads((run_dir / MANIFEST_FILE).read_text())).clock.monotonic_origin_s
     req = pd.read_parquet(
         run_dir / REQUESTS_FILE,
         columns=[
@@ -72,10 +73,14 @@ def load_rows(run_dir: Path, summary: dict) -> RunRows:
     )
     for col in ("start", "intended_start", "first_token", "end"):
         req[col] = req[col] - origin
+    warmup_end = (summary.get("run") or {}).get("warmup_end_at_s")
+    if warmup_end is not None:  # the summary's figures left the warm-up out: so does their noise
+        req = req[req["intended_start"] >= float(warmup_end)]
     tok = None
     if (run_dir / TOKENS_FILE).exists():
         tok = pd.read_parquet(run_dir / TOKENS_FILE, columns=["request_id", "index", "t"])
         tok["t"] = tok["t"] - origin
+        tok = tok[tok["request_id"].isin(req["request_id"])]
     spans = {
         s["stage"]: (float(s["start_at_s"]), float(s["end_at_s"]))
         for s in summary.get("stages") or []
@@ -111,8 +116,8 @@ def _rate_sample(rows: RunRows, leaf: str, stage: str | None) -> Sample | None:
             tok = rows.tokens[rows.tokens["request_id"].isin(streamed["request_id"])]
             parts_t.append(tok["t"].to_numpy(float))
             parts_w.append(np.ones(len(tok)))
-        if leaf == "total_tokens_per_s":
-            parts_t.append(ok["start"].to_numpy(float))
+        if leaf == "total_tokens_per_s":  # prompt tokens where windows and stages count them
+            parts_t.append(prompt_time(ok))
             parts_w.append(ok["prompt_tokens"].fillna(0).to_numpy(float))
         times, weights = np.concatenate(parts_t), np.concatenate(parts_w)
     counts = _window_counts(times, weights, span, rows.window_s)

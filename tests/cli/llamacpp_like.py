@@ -16,45 +16,40 @@ import json
 import threading
 import time
 
+from tests.helpers import JsonHandler
+
 __all__ = ["META", "main"]
 
-META = {"vocab_type": 2, "n_vocab": 32000, "n_ctx_train": 4096, "n_embd": 2048, "n_params": 1_100_048_384,
-        "size": 2_200_096_768}
+META = {
+    "vocab_type": 2,
+    "n_vocab": 32000,
+    "n_ctx_train": 4096,
+    "n_embd": 2048,
+    "n_params": 1_100_048_384,
+    "size": 2_200_096_768,
+}
 _counts = {"prompt": 0, "predicted": 0, "processing": 0}
 _lock = threading.Lock()
 
 
-class _Api(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-    def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Api(JsonHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
-            return self._json(200, {"status": "ok"})
+            return self.send_json(200, {"status": "ok"})
         if self.path == "/v1/models":
             model = {"id": "tinyllama.gguf", "object": "model", "owned_by": "llamacpp", "meta": META}
-            return self._json(200, {"object": "list", "data": [model]})
-        return self._json(404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
+            return self.send_json(200, {"object": "list", "data": [model]})
+        return self.send_json(404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
 
     def do_POST(self) -> None:
         req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
         if self.path != "/v1/completions":
-            return self._json(404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
+            return self.send_json(404, {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}})
         n = int(req.get("max_tokens") or 8)
         prompt = len(str(req.get("prompt", "")).split())
         usage = {"prompt_tokens": prompt, "completion_tokens": n, "total_tokens": prompt + n}
         if not req.get("stream"):
-            return self._json(200, {"choices": [{"index": 0, "text": " t" * n}], "usage": usage})
+            return self.send_json(200, {"choices": [{"index": 0, "text": " t" * n}], "usage": usage})
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import bundled_server, free_port
+from tests.helpers import JsonHandler, bundled_server, free_port
 from tests.loadgen.conftest import ROOT, fake_server, run_satscope
 
 
@@ -43,31 +43,20 @@ class _Static(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class _NoModelsListed(http.server.BaseHTTPRequestHandler):
+class _NoModelsListed(JsonHandler):
     """No /v1/models; a POST names the unknown model in an OpenAI-style 404, like OpenAI's API."""
 
-    def log_message(self, *_: object) -> None:
-        pass
-
-    def _answer(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
-        self._answer(404 if self.path == "/v1/models" else 200, {"status": "ok"})
+        self.send_json(404 if self.path == "/v1/models" else 200, {"status": "ok"})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path.endswith("/completions") and body.get("model") != "served-one":
             message = f"The model `{body.get('model')}` does not exist or you do not have access to it."
-            return self._answer(404, {"error": {"message": message, "code": "model_not_found"}})
+            return self.send_json(404, {"error": {"message": message, "code": "model_not_found"}})
         if self.path.endswith("/completions"):  # a JSON answer where a stream was asked for
-            return self._answer(200, {"choices": [{"index": 0, "text": "hi"}]})
-        return self._answer(404, {"error": {"message": "not found"}})
+            return self.send_json(200, {"choices": [{"index": 0, "text": "hi"}]})
+        return self.send_json(404, {"error": {"message": "not found"}})
 
 
 def _refused(res: subprocess.CompletedProcess, out: Path, *fragments: str) -> str:
@@ -98,8 +87,19 @@ def test_a_base_url_ending_in_v1_names_the_url_without_it(tmp_path: Path) -> Non
 def test_the_preflight_is_one_streamed_request_not_counted_as_load(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with fake_server(ttft=0.005, itl=0.002) as server:
-        res = run_satscope("--target", server.url, "--users", "1", "--duration", "1", "--output-len", "3",
-                           "--out", str(out), timeout=60)
+        res = run_satscope(
+            "--target",
+            server.url,
+            "--users",
+            "1",
+            "--duration",
+            "1",
+            "--output-len",
+            "3",
+            "--out",
+            str(out),
+            timeout=60,
+        )
         rec = server.records()
     assert res.returncode == 0, res.stderr
     assert rec["preflights"] == 1 and rec["served"] == len(rec["requests"]) > 0
@@ -126,15 +126,19 @@ def keyed_server() -> Iterator[str]:
     [
         ([], ("needs an API key (HTTP 401", "(pass it with --api-key KEY or SATSCOPE_API_KEY)")),
         (["--api-key", "sk-wrong"], ("refused the key given with --api-key (HTTP 401",)),
-        (["--api-key", "sk-right", "--model", "nope"], ("does not serve model 'nope' (it serves: tiny)",
-                                                        "(use --model tiny)")),
+        (
+            ["--api-key", "sk-right", "--model", "nope"],
+            ("does not serve model 'nope' (it serves: tiny)", "(use --model tiny)"),
+        ),
     ],
 )
-def test_keys_and_models_on_the_bundled_server(keyed_server: str, tmp_path: Path, args: list[str],
-                                               fragments: tuple[str, ...]) -> None:
+def test_keys_and_models_on_the_bundled_server(
+    keyed_server: str, tmp_path: Path, args: list[str], fragments: tuple[str, ...]
+) -> None:
     out = tmp_path / "run"
-    res = run_satscope("--target", keyed_server, "--users", "1", *args, "--out", str(out), timeout=60,
-                       env={"SATSCOPE_API_KEY": ""})
+    res = run_satscope(
+        "--target", keyed_server, "--users", "1", *args, "--out", str(out), timeout=60, env={"SATSCOPE_API_KEY": ""}
+    )
     line = _refused(res, out, *fragments)
     assert "sk-wrong" not in line and "sk-right" not in line
 
@@ -154,6 +158,13 @@ def test_keys_and_models_on_the_bundled_server(keyed_server: str, tmp_path: Path
         (["--rate", "2", "--cv", "2"], "--cv is only used with --arrival gamma"),
         (["--users", "2", "--serve-arg=--kv-blocks=8"], "--serve-arg is only used with --serve"),
         (["--users", "2", "--no-probes", "--server-pid", "1"], "--server-pid is for the probes"),
+        (["--users", "1,2,4", "--steps", "3"], "--steps is ignored with a list of loads: --users sets every level"),
+        (["--users", "2", "--stage-duration", "5"], "--stage-duration is only used with a list of loads"),
+        (["--users", "1,2", "--shape", "ramp"], "a list of loads (--users) makes one stage per value"),
+        (["--rate", "1,2", "--duration", "9", "--stage-duration", "3"], "give --duration (all levels) or"),
+        (["--rate", "geom:4:1:3"], "need 0 < START < END and 2 <= COUNT <= 64"),
+        (["--users", "1,x"], "--users 'x' is not a number"),
+        (["--users", "1,2.5"], "--users must be a whole number, got 2.5"),
     ],
 )
 def test_bad_flag_combinations_are_one_line_before_any_load(tmp_path: Path, args: list[str], message: str) -> None:
@@ -164,8 +175,20 @@ def test_bad_flag_combinations_are_one_line_before_any_load(tmp_path: Path, args
 
 def test_a_server_pid_that_names_no_process(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "satscope", "run", "--target", "http://127.0.0.1:9", "--users", "2",
-           "--server-pid", "999999999", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "satscope",
+        "run",
+        "--target",
+        "http://127.0.0.1:9",
+        "--users",
+        "2",
+        "--server-pid",
+        "999999999",
+        "--out",
+        str(out),
+    ]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     _refused(res, out, "--server-pid 999999999: no such process on this machine")
 

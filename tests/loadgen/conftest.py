@@ -35,10 +35,13 @@ def fake_server(
     itl: float = 0.01,
     close_after_response: float | None = None,
     prefix_cache: bool = False,
+    args: tuple[str, ...] = (),
 ) -> Iterator[FakeServer]:
+    """The fake server on a free port; ``args``: more of its flags (``--record-requests``, ...)."""
     port = free_port()
     extra = [] if close_after_response is None else ["--close-after-response", str(close_after_response)]
     extra += ["--prefix-cache"] if prefix_cache else []
+    extra += list(args)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -44,6 +44,8 @@ def test_a_killed_target_stops_the_run_with_exit_code_3(tmp_path) -> None:
     assert manifest["status"] == "failed"
     assert killed_at - 0.5 <= lost <= killed_at + 2.0, (lost - killed_at)
     assert any("went away" in n for n in manifest["validity"]["notes"])
+    # said on stderr even with --quiet: what failed, and where the partial run is
+    assert "failed: the target went away" in err and f"partial run saved in {out}" in err, err
     # the load stopped within a few seconds of the stretch, not at the end of the 60 s shape
     assert req.start.max() < lost + _DEAD_AFTER_S + 4.0
     assert manifest["stages"][-1]["end_s"] < lost + _DEAD_AFTER_S + 10.0

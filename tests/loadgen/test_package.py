@@ -9,10 +9,10 @@ import loadgen
 from tests.loadgen.conftest import ROOT
 
 PUBLIC = {
-    "ENDPOINTS", "SHAPES", "LengthDist", "Limits", "LineKind", "LoadgenConfig", "RequestSpec", "RunStore", "Shape",
+    "ENDPOINTS", "SHAPES", "LengthDist", "LineKind", "LoadgenConfig", "RequestSpec", "RunStore", "Shape",
     "ShapeOptions", "ShapePoint", "SseEvent", "Stage", "WorkerBuffer", "Workload", "WorkloadConfig",
     "arrival_times", "build_shape", "load_sharegpt", "load_stages_toml", "loadgen_figures", "next_gap",
-    "parse_line", "progress", "request_body", "saturation_verdict", "write_run_files",
+    "parse_line", "progress", "request_body", "write_run_files",
 }  # fmt: skip
 
 
@@ -23,7 +23,7 @@ def test_public_names() -> None:
 
 def test_cli_and_pure_modules_stay_light() -> None:
     code = (
-        "import sys, loadgen, loadgen.orchestrate, loadgen.live, satscope.cli\n"
+        "import sys, loadgen, satscope._orchestrate, satscope._live, satscope.cli\n"
         "heavy = [m for m in ('locust', 'gevent', 'torch', 'pyarrow', 'pandas') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

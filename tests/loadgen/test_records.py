@@ -8,18 +8,20 @@ import msgpack
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.manifest import redact_command
 from loadgen.output import progress, write_run_files
-from loadgen.records import RunStore, WorkerBuffer
-from loadgen.saturation import loadgen_figures, saturation_verdict
+from loadgen.records import RequestRecord, RunStore, WorkerBuffer
+from loadgen.saturation import loadgen_figures
 from loadgen.shapes import Shape, Stage
+from satscope._manifest import redact_command
 from satscope.run_format import requests_schema, samples_schema, tokens_schema
 
 SHAPE = Shape([Stage("low", 10, 2), Stage("ramp", 10, 2, profile="linear", load_end=12)])
 
 
-def _row(rid: str, intended: float, first: float | None, status: str = "ok", usage: int | None = 3, chunks: int = 3):
-    return (
+def _row(
+    rid: str, intended: float, first: float | None, status: str = "ok", usage: int | None = 3, chunks: int = 3
+) -> RequestRecord:
+    return RequestRecord(
         rid,
         "w0",
         "completions",
@@ -97,14 +99,13 @@ def test_write_and_progress(tmp_path) -> None:
     assert p["requests"] == 3 and p["errors"] == 1 and p["req_per_s"] == pytest.approx(0.2)
 
 
-def test_saturation_verdict() -> None:
-    figs = loadgen_figures([0.0] * 4, ["loadgen_cpu"] * 2 + ["loadgen_loop_lag_s"] * 2, [0.95, 0.97, 0.001, 0.002])
-    saturated, reason = saturation_verdict(figs, dispatched=0, late=0)
-    assert saturated and "CPU p90 97%" in reason
-    calm = loadgen_figures([0.0] * 2, ["loadgen_cpu", "loadgen_loop_lag_s"], [0.2, 0.001])
-    assert saturation_verdict(calm, dispatched=1000, late=5) == (False, None)
-    late, why = saturation_verdict(calm, dispatched=1000, late=50)
-    assert late and "50 of 1000" in why
+def test_loadgen_figures_are_per_metric_quantiles_and_maxima() -> None:
+    metric = ["loadgen_cpu"] * 10 + ["loadgen_loop_lag_s"] * 10 + ["loadgen_in_flight"] * 3
+    value = [i / 10 for i in range(10)] + [i / 1000 for i in range(10)] + [4.0, 9.0, 2.0]
+    figs = loadgen_figures([0.0] * len(metric), metric, value)
+    assert figs["cpu_max"] == pytest.approx(0.9) and figs["cpu_p90"] == pytest.approx(0.81)  # linear, as reports
+    assert figs["loop_lag_p90_s"] == pytest.approx(0.0081) and figs["max_in_flight"] == 9.0
+    assert loadgen_figures([], [], []) == dict.fromkeys(figs)
 
 
 def test_api_key_is_redacted() -> None:
@@ -123,7 +124,7 @@ def test_api_key_is_redacted() -> None:
 
 
 def test_progress_line() -> None:
-    from loadgen.live import progress_line
+    from satscope._live import progress_line
 
     p = {"stage": "step-2", "load": 8, "users": 8, "requests": 40, "errors": 2, "req_per_s": 4.0,
          "tokens_per_s": 512.0, "ttft_p50_s": 0.041, "ttft_p99_s": None}  # fmt: skip

@@ -69,9 +69,19 @@ def test_timing_matches_the_servers_record_and_stages_land_in_records(server_fac
         got = g.sort_values("index").t.to_numpy()
         itl_err.extend(np.abs(np.diff(got) - np.diff(sent)))
         row = req.set_index("request_id").loc[rid]
-        ttft_err.append(abs(row.ttft_s - (sent[0] - rec["requests"][rid]["received"])))
-    # generous for a shared 2-core machine; the benchmark measures the real figures
-    assert np.median(itl_err) < 1e-3 and np.median(ttft_err) < 3e-3
+        ttft_err.append(row.ttft_s - (sent[0] - rec["requests"][rid]["received"]))  # client − server
+    # The tolerance is this run's own scheduling noise: how late the load generator's 0.5 s sleeps
+    # woke (median, from loadgen.parquet) and how far its token gaps strayed from the server's
+    # (|ITL error| p90). A busy host widens it; a timing bug (a clock started late, a token stamped
+    # after parsing or at the end) stays far outside it.
+    lag = pq.read_table(out / "loadgen.parquet").to_pandas()
+    lag_p50 = float(np.median(lag.loc[lag.metric == "loadgen_loop_lag_s", "value"]))
+    assert np.median(itl_err) < 1e-3 + lag_p50, (np.median(itl_err), lag_p50)
+    noise = lag_p50 + 2 * float(np.quantile(itl_err, 0.9))
+    assert 0 < np.median(ttft_err) < 1e-3 + noise, (np.median(ttft_err), noise)
+    # no request measured much faster than the server served it (the server stamps its writes after
+    # they return, so a descheduled server thread can stamp late by its own scheduling noise)
+    assert min(ttft_err) > -(1e-3 + noise), (min(ttft_err), noise)
     assert all(r["authorization"] == "Bearer sk-test-SECRET" for r in rec["requests"].values())
     for f in out.iterdir():
         assert b"sk-test-SECRET" not in f.read_bytes(), f.name

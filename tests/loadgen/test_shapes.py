@@ -108,3 +108,29 @@ def test_next_gap_rejects_nonsense() -> None:
         next_gap("poisson", 0, random.Random())
     with pytest.raises(ValueError):
         next_gap("uniform", 1, random.Random())
+
+
+def test_load_lists_and_geometric_series() -> None:
+    from loadgen.load_list import parse_loads
+
+    assert parse_loads("8", "--users", whole=True) == (8.0,)
+    assert parse_loads("1,2,4, 8", "--users", whole=True) == (1.0, 2.0, 4.0, 8.0)
+    assert parse_loads("geom:1:256:9", "--users", whole=True) == (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    # rounding users to whole numbers drops the repeats at the low end
+    assert parse_loads("geom:1:10:6", "--users", whole=True) == (1.0, 2.0, 3.0, 4.0, 6.0, 10.0)
+    rates = parse_loads("geom:0.5:8:5", "--rate", whole=False)
+    assert rates == (0.5, 1.0, 2.0, 4.0, 8.0)
+    with pytest.raises(SatscopeError, match="must be > 0"):
+        parse_loads("1,0,2", "--rate", whole=False)
+
+
+def test_a_load_list_is_one_hold_stage_per_value() -> None:
+    o = ShapeOptions(users=8, levels=(1.0, 2.0, 4.0, 8.0), duration_s=40)
+    shape = build_shape(o)
+    assert [s.load for s in shape.stages] == [1, 2, 4, 8]
+    assert [s.duration_s for s in shape.stages] == [10] * 4 and shape.duration_s == 40
+    assert {s.profile for s in shape.stages} == {"hold"} and shape.kind == "closed"
+    timed = build_shape(ShapeOptions(rate=2.0, levels=(0.5, 1.0, 2.0), stage_duration_s=7, arrival="constant"))
+    assert [s.duration_s for s in timed.stages] == [7] * 3 and {s.arrival for s in timed.stages} == {"constant"}
+    with pytest.raises(SatscopeError, match="makes one stage per value"):
+        ShapeOptions(shape="sine", users=4, levels=(1.0, 4.0))

@@ -23,7 +23,7 @@ EXPECTED_TOKENS_PER_S = SPEC.knee_load * SPEC.output_tokens / E2E  # ≈ 356
         ("memory_bandwidth", "gpu_dram_bw_util"),
         ("compute", "gpu_sm_active"),
         ("batch_limit", "requests_running"),
-        ("client", "loadgen_saturated"),
+        ("client", "loadgen_cpu_p90"),
         ("errors", "error_rate"),
     ],
 )
@@ -109,7 +109,21 @@ def test_client_saturation_makes_the_run_invalid(synth: Callable[..., Path]) -> 
     assert not s["validity"]["ok"]
     codes = {w["code"]: w for w in s["validity"]["warnings"]}
     assert codes["loadgen_saturated"]["severity"] == "error"
-    assert "CPU at 99%" in codes["loadgen_saturated"]["message"]
+    assert "worker local: CPU p90 99% of a core" in codes["loadgen_saturated"]["message"]
+
+
+def test_a_run_from_before_loadgen_parquet_keeps_its_recorded_client_judgement(synth: Callable[..., Path]) -> None:
+    """Early runs recorded the load generator's own verdict in run.json and had no loadgen.parquet."""
+    import json
+
+    run = synth(kind="client")
+    (run / "loadgen.parquet").unlink()
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["validity"] |= {"loadgen_saturated": True, "loadgen_saturated_reason": "load generator CPU at 99%"}
+    (run / "run.json").write_text(json.dumps(manifest))
+    s = analyze(run)
+    assert s["bottleneck"]["kind"] == "client" and "CPU at 99%" in s["bottleneck"]["sentence"]
+    assert [e["metric"] for e in s["bottleneck"]["evidence"]] == ["loadgen_saturated"]
 
 
 def test_errors_verdict_quotes_the_error_and_rate(synth: Callable[..., Path]) -> None:
@@ -159,7 +173,7 @@ def test_single_stage_ramp_is_binned_by_offered_load(scratch_run: Callable[..., 
     pq.write_table(table, run / "requests.parquet")
     manifest = json.loads((run / "run.json").read_text())
     first, last = manifest["stages"][0], manifest["stages"][-1]
-    manifest["stages"] = [first | {"name": "ramp", "end_s": last["end_s"], "users": 32}]
+    manifest["stages"] = [first | {"name": "ramp", "end_s": last["end_s"], "users": 32, "profile": "linear"}]
     (run / "run.json").write_text(json.dumps(manifest))
     s = analyze(run)
     sat = s["saturation"]

@@ -60,3 +60,33 @@ def test_no_token_counts_falls_back_to_requests_per_s() -> None:
     levels = _levels([1, 2, 4], [0, 0, 0], [0.1, 0.1, 0.5]).assign(requests_per_s=[1.0, 2.0, 2.1])
     knee = find_knee(levels, "stages")
     assert knee.throughput_column == "requests_per_s" and knee.found
+
+
+def _open(dispatched: list[float], served: list[float], growth: list[float], request_s: float = 1.2) -> pd.DataFrame:
+    return _levels(dispatched, [d * 32 for d in served], [0.1] * len(served)).assign(
+        dispatched_per_s=dispatched, served_per_s=served, span_s=5.0, request_s=request_s,
+        requests_waiting_growth_per_s=growth,
+    )  # fmt: skip
+
+
+def test_open_loop_knee_is_the_first_level_short_of_what_it_dispatched() -> None:
+    # 25 requests dispatched, 16 served: 9 short, over 10% (2.5) and over 2√(1 + 5 × 1.2) = 5.3
+    knee = find_knee(_open([1, 2.5, 5, 8], [1, 2.5, 3.2, 3.2], [0, 0, 0.3, 1.0]), "stages", open_loop=True)
+    assert knee.found and knee.knee_pos == 2 and knee.saturation_pos == 1
+    assert knee.sustainable_per_s == pytest.approx(3.2)
+
+
+def test_open_loop_boundary_noise_and_a_passing_burst_are_not_a_knee() -> None:
+    # 12.5 dispatched, 10 served: short by 2.5 (20%) but within 2√(1 + 2.5 × 1.2) = 4 of boundary noise;
+    # a queue that rose 0.6/s for 5 s (3 requests) at that rate is a burst, not growth
+    knee = find_knee(_open([1, 2.5], [1, 2.0], [0, 0.6]), "stages", open_loop=True)
+    assert not knee.found
+    # the same shortfall among many short requests is past the noise (2√(1 + 50 × 0.05) = 3.7 < 50)
+    knee = find_knee(_open([10, 50], [10, 40], [0, 0], request_s=0.05), "stages", open_loop=True)
+    assert knee.found and knee.knee_pos == 1
+
+
+def test_open_loop_queue_growth_past_the_noise_is_a_knee_even_when_completions_keep_up() -> None:
+    # served what it dispatched within the shifted window, but the server's queue rose by 2/s × 5 s = 10
+    knee = find_knee(_open([1, 2.5, 3], [1, 2.5, 3], [0, 0, 2.0]), "stages", open_loop=True)
+    assert knee.found and knee.knee_pos == 2

@@ -48,7 +48,9 @@ def test_block_fields_are_the_documented_ones(summary: dict, block: str) -> None
 def test_stage_rows_hold_documented_fields(summary: dict) -> None:
     documented = _documented_fields("`stages` (the per-stage table)")
     latencies = {
-        f"{m}_{p}_s" for m in ("ttft", "itl", "e2e", "ttft_intended", "e2e_intended") for p in ("p50", "p90", "p99")
+        f"{m}_{p}_s"
+        for m in ("ttft", "ttfo", "itl", "e2e", "ttft_intended", "ttfo_intended", "e2e_intended")
+        for p in ("p50", "p90", "p95", "p99")
     }
     for row in summary["stages"]:
         assert set(row) - latencies <= documented, set(row) - latencies - documented
@@ -59,13 +61,15 @@ def test_percentile_keys(summary: dict) -> None:
     assert set(summary["percentiles"]) == {
         "ttft_s",
         "ttft_intended_s",
+        "ttfo_s",
+        "ttfo_intended_s",
         "itl_s",
         "e2e_s",
         "e2e_intended_s",
         "output_tokens",
     }
     for dist in summary["percentiles"].values():
-        assert set(dist) == {"count", "mean", "p50", "p90", "p99", "max"}
+        assert set(dist) == {"count", "mean", "p50", "p90", "p95", "p99", "max"}
 
 
 def test_bottleneck_kinds_and_warning_codes_are_documented(summary: dict) -> None:
@@ -91,6 +95,7 @@ def test_public_names() -> None:
         "CompareResult",
         "ReportInputError",
         "ReportResult",
+        "ReportSettings",
         "Slos",
         "analyze",
         "build_report",

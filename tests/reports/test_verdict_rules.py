@@ -48,9 +48,17 @@ def test_lag_small_against_the_gaps_measured_is_not_the_client(synth: Callable[.
 
 def test_an_old_flag_is_rejudged_from_loadgen_parquet(synth: Callable[..., Path]) -> None:
     """run.json says saturated (the orchestrator's old judgement); the recorded figures say not."""
-    s = analyze(synth(kind="client", worker_lag_s=(0.001,)))
-    assert s["bottleneck"]["kind"] != "client" and "loadgen_saturated" not in _warnings(s)
-    assert analyze(synth(kind="client"))["bottleneck"]["kind"] == "client"  # no parquet: the flag stands
+    import json
+
+    run = synth(kind="kv_cache", worker_lag_s=(0.001,))
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["validity"] |= {"loadgen_saturated": True, "loadgen_saturated_reason": "loop lag p90 12 ms"}
+    (run / "run.json").write_text(json.dumps(manifest))
+    s = analyze(run)
+    assert s["bottleneck"]["kind"] == "kv_cache" and "loadgen_saturated" not in _warnings(s)
+    (run / "loadgen.parquet").unlink()  # without the figures, the recorded flag is all there is ...
+    again = analyze(run)  # ... and still does not override the server's own evidence
+    assert again["bottleneck"]["kind"] == "kv_cache" and "loop lag p90 12 ms" in _warnings(again)["loadgen_strained"]
 
 
 def test_batch_limit_without_a_kv_gauge(synth: Callable[..., Path]) -> None:

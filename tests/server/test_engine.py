@@ -227,3 +227,28 @@ def test_a_failing_step_fails_its_requests_and_the_engine_carries_on(monkeypatch
         assert error_count == 1
     finally:
         local.stop()
+
+
+def test_gauges_show_the_step_as_scheduled_and_return_to_zero_when_idle() -> None:
+    """A sequence that finishes in a step still held its blocks while the step computed: the KV gauge
+    counts them (read after the step it would not), and reads 0 once nothing is left to step."""
+    from prometheus_client import generate_latest
+
+    eng = LLMEngine(ServerConfig(kv_blocks=16, max_model_len=256))
+
+    def gauge(name: str) -> float:
+        text = generate_latest(eng.metrics.registry).decode()
+        return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+    eng.add_request("short", [65] * 40, SamplingParams(max_tokens=2, ignore_eos=True))  # 3 blocks, ends at step 2
+    eng.add_request("long", [66] * 40, SamplingParams(max_tokens=30, ignore_eos=True))  # 3 blocks, then a 4th
+    eng.step()
+    both = eng.block_manager.num_used_blocks
+    assert both == 6 and gauge("satscope_kv_cache_used_blocks") == both
+    eng.step()  # "short" samples its last token and frees its 3 blocks at the end of this step
+    assert eng.block_manager.num_used_blocks == 3
+    assert gauge("satscope_kv_cache_used_blocks") == both  # it computed with both sequences' blocks
+    assert gauge("satscope_kv_cache_usage_ratio") == both / 16 and gauge("satscope_num_requests_running") == 2
+    while eng.has_unfinished:
+        eng.step()
+    assert gauge("satscope_kv_cache_used_blocks") == 0 and gauge("satscope_num_requests_running") == 0

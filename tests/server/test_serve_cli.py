@@ -102,3 +102,21 @@ def test_sigterm_drains_streams_in_flight_and_logs_no_prompt_or_key() -> None:
         log = server.log()
         assert "Shutting down" in log
         assert marker not in log and key not in log
+
+
+def test_every_config_field_is_a_flag_declared_on_the_field() -> None:
+    """`satscope serve`'s flags are built from ServerConfig's fields: none is missing, none extra."""
+    import dataclasses
+    import re
+
+    from server_under_test.config import ServerConfig
+
+    out = _satscope("serve", "--help").stdout
+    shown = set(re.findall(r"^\s+(--[a-z-]+)", out, flags=re.M)) - {"--help"}
+    declared = {
+        (f.metadata.get("flag") or "--" + f.name.replace("_", "-")).split("/")[0]
+        for f in dataclasses.fields(ServerConfig)
+    }
+    assert shown == declared
+    for f in dataclasses.fields(ServerConfig):
+        assert f.metadata["help"].split()[0] in out  # each option's help is the field's

@@ -43,6 +43,7 @@ def test_small_kv_pool_is_kv_cache(tmp_path: Path) -> None:
     r = run_scenario(tmp_path, *STEPS, "--serve-arg=--kv-blocks=12")
     print(r.row("closed, --kv-blocks 12"))
     assert r.kind == "kv_cache", r.verdict
+    assert "kv_cache_usage" in {e["metric"] for e in r.summary["bottleneck"]["evidence"]}
     capacity = _capacity(r)
     assert 1 <= capacity <= 2
     _within_capacity(r.summary, capacity)
@@ -52,6 +53,8 @@ def test_max_num_seqs_2_is_batch_limit(tmp_path: Path) -> None:
     r = run_scenario(tmp_path, *STEPS, "--serve-arg=--max-num-seqs=2")
     print(r.row("closed, --max-num-seqs 2"))
     assert r.kind == "batch_limit", r.verdict
+    evidence = {e["metric"]: e["value"] for e in r.summary["bottleneck"]["evidence"]}
+    assert evidence["requests_running"] == pytest.approx(2.0, abs=0.2) and evidence["kv_cache_usage"] < 0.5
     capacity = _capacity(r)
     assert capacity == 2.0
     _within_capacity(r.summary, capacity)

@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.manifest import base_manifest, redact_command, write_manifest
 from loadgen.output import write_run_files
-from loadgen.plan import RunPlan
-from loadgen.processes import (
+from loadgen.records import RunStore
+from loadgen.saturation import loadgen_figures
+from satscope._manifest import base_manifest, redact_command, write_manifest
+from satscope._plan import RunPlan
+from satscope._processes import (
     LocustProcesses,
     served_model,
     start_probes,
@@ -30,8 +32,6 @@ from loadgen.processes import (
     stop_process,
     wait_for_health,
 )
-from loadgen.records import RunStore
-from loadgen.saturation import loadgen_figures
 from satscope.errors import SatscopeError
 from satscope.run_format import LOADGEN_FILE, PROBES_FILE, REQUESTS_FILE
 
@@ -42,7 +42,7 @@ EXIT_TARGET_LOST = 3  # the target stopped answering mid-run (2 is bad input, 1 
 
 def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
     """Run it; return (exit code, run directory). SatscopeError before any load for bad input."""
-    from loadgen.live import live_progress
+    from satscope._live import live_progress
 
     cfg = plan.config
     run_dir = Path(cfg.run_dir)
@@ -78,7 +78,7 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
                 discard = created
                 raise
         if not cfg.model:
-            cfg.model = served_model(cfg.target_url, plan.api_key)
+            cfg.model = served_model(cfg.target_url, plan.api_key, plan.headers)
         calibration_note = _calibrate_prompts(plan)
         shape = cfg.shape_obj()
         serve_flags = redact_command(plan.serve_flags or [], plan.api_key)  # --serve-arg=--api-key=...
@@ -96,7 +96,7 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         # a hung load generator must not hang the run: the shape, the drain, and a margin
         limit_s = shape.duration_s + cfg.stop_timeout_s + 180
         def on_start(start: dict[str, Any]) -> None:  # the planned timeline, for a run that is never finished
-            if start.get("shape_origin_s") is not None:
+            if start.get("shape_origin_s") is not None and cfg.search is None:  # a search plans no levels
                 manifest["stages"] = shape.timeline(start["shape_origin_s"])
                 write_manifest(run_dir, manifest)
 
@@ -143,7 +143,15 @@ def _calibrate_prompts(plan: RunPlan) -> str | None:
     cfg = plan.config
     if cfg.workload.get("dataset"):
         return None  # dataset prompts are sent as they are
-    fit = calibrate(cfg.target_url, cfg.endpoint, cfg.model, plan.api_key, timeout_s=min(cfg.timeout_s, 30.0))
+    fit = calibrate(
+        cfg.target_url,
+        cfg.endpoint,
+        cfg.model,
+        plan.api_key,
+        timeout_s=min(cfg.timeout_s, 30.0),
+        extra_headers=plan.headers,
+        extra_body=cfg.extra_body,
+    )
     cfg.workload["calibration"] = {"requests": fit.requests, "points": [list(p) for p in fit.points]}
     if fit.tokens_per_word is None:
         return (
@@ -173,11 +181,10 @@ def _finish(
     shape = cfg.shape_obj()
     v, lg, notes = manifest["validity"], manifest["loadgen"], manifest["validity"]["notes"]
     manifest["end_s"] = end_s = time.monotonic()
-    # the timeline as it ran: an interrupted run has no stages after its end
+    # the timeline as it ran (a search's levels, from the load generator): none after the run's end
+    planned = shape.timeline(origin) if origin is not None and cfg.search is None else []
     manifest["stages"] = [
-        {**row, "end_s": min(row["end_s"], end_s)}
-        for row in (shape.timeline(origin) if origin is not None else [])
-        if row["start_s"] < end_s
+        {**row, "end_s": min(row["end_s"], end_s)} for row in final.get("stages", planned) if row["start_s"] < end_s
     ]
     interrupted = interrupted or bool(final.get("interrupted"))
     v["interrupted"] = interrupted
@@ -214,9 +221,8 @@ def _finish(
         notes.append(f"{lg['dropped_dispatches']} open-loop dispatches dropped at --max-in-flight {cfg.max_in_flight}")
     if plan.probes and not probes_ran:
         v["missing_probes"] = ["server", "gpu", "host"]
-    if (run_dir / PROBES_FILE).exists():
-        manifest["probes"] = json.loads((run_dir / PROBES_FILE).read_text())
-        v["missing_probes"] = sorted(manifest["probes"].get("unavailable", {}))
+    if (run_dir / PROBES_FILE).exists():  # probes.json is the probes' own record; run.json does not copy it
+        v["missing_probes"] = sorted(json.loads((run_dir / PROBES_FILE).read_text()).get("unavailable", {}))
     lost = final.get("target_lost_s")
     v["target_lost_s"] = lost
     if lost is not None:

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadgen.plan import RunPlan
+from loadgen.request_extras import HEADERS_ENV
+from satscope._plan import RunPlan
 from satscope.errors import SatscopeError
 
 __all__ = [
@@ -81,11 +82,11 @@ def wait_for_health(url: str, timeout_s: float, proc: subprocess.Popen | None = 
         time.sleep(0.2)
 
 
-def served_model(url: str, api_key: str | None) -> str:
+def served_model(url: str, api_key: str | None, extra_headers: dict[str, str] | None = None) -> str:
     """The first model the target lists at /v1/models; ``default`` if it lists none."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = {**(extra_headers or {}), **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
     try:
         data = httpx.get(url.rstrip("/") + "/v1/models", headers=headers, timeout=5.0).json().get("data") or []
         return str(data[0]["id"]) if data else "default"
@@ -111,6 +112,10 @@ class LocustProcesses:
             env["SATSCOPE_API_KEY"] = plan.api_key
         else:
             env.pop("SATSCOPE_API_KEY", None)
+        # --header values, like the key: through the environment, never a file
+        env.pop(HEADERS_ENV, None)
+        if plan.headers:
+            env[HEADERS_ENV] = json.dumps(plan.headers)
         py = [sys.executable, "-m", "loadgen.runner"]
         self.log = open(run_dir / "locust.log", "ab")  # noqa: SIM115
         self.progress: dict[str, Any] = {}
@@ -259,7 +264,7 @@ def start_probes(plan: RunPlan, run_dir: Path, server_pid: int | None, notes: li
         cmd += ["--metrics-url", plan.metrics_url]
     if plan.probes_no_gpu:
         cmd.append("--no-gpu")
-    env = {k: v for k, v in os.environ.items() if k != "SATSCOPE_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("SATSCOPE_API_KEY", HEADERS_ENV)}
     if plan.api_key:  # for the model facts at /v1/models of a server that wants a key
         env["SATSCOPE_API_KEY"] = plan.api_key
     log = open(run_dir / "probes.log", "ab")  # noqa: SIM115

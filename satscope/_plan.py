@@ -18,6 +18,7 @@ class RunPlan:
     config: LoadgenConfig
     command: list[str]
     api_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # --header: sent to the target only, never written
     serve_flags: list[str] | None = None  # --serve: flags for `satscope serve`
     probes: bool = True
     probes_no_gpu: bool = False

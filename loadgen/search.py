@@ -1,0 +1,289 @@
+"""``--shape search``: find the saturation point without guessing it (pure: no clock, no gevent).
+
+The search starts at ``start_load``, doubles the load until a level is saturated (or the maximum is
+reached), then bisects between the last good and the first saturated level until the bracket is
+within ``precision`` (relative width; for users one user), the budget is spent, or ``MAX_LEVELS``
+ran. Each level is a hold stage of ``stage_duration_s``; its figures come from the records of the
+requests it dispatched (``level_figures``) and :func:`judge` decides, with the knee rule of
+``reports/_knee.py`` and its thresholds (``reports/_thresholds.py``):
+
+- saturated when errors are at least ``error_rate`` of the requests it dispatched that finished;
+- closed loop: saturated when its throughput gain over the best lower level is under
+  ``min_efficiency`` × its load gain while a tail latency (TTFT or E2E p99 from the intended send)
+  rose by ``min_latency_rise`` × and ``min_latency_rise_s``;
+- a level with fewer than ``MIN_COMPLETED`` completions is too few to decide: it runs once more.
+
+:class:`SearchRun` drives it on elapsed time, as the Locust shape's ``tick()`` asks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from loadgen.shapes import Shape, Stage
+from reports._thresholds import THRESHOLDS, Thresholds
+from satscope.errors import SatscopeError
+from satscope.quantile import quantile
+from satscope.search_file import SearchFile, SearchLevel
+
+__all__ = ["MAX_LEVELS", "MIN_COMPLETED", "LevelFigures", "Search", "SearchRun", "SearchSettings", "judge",
+           "level_figures"]  # fmt: skip
+
+MIN_COMPLETED = 5  # completions a level needs before its throughput and p99 mean anything
+SETTLE_SHARE = 0.25  # the first quarter of a level is left out: the last level's queue drains then
+MAX_LEVELS = 12  # a hard stop whatever the budget
+
+
+@dataclass(slots=True, frozen=True)
+class SearchSettings:
+    """The search flags: ``--start-load``, ``--users``/``--rate`` (max), ``--stage-duration``,
+    ``--precision``, ``--budget``."""
+
+    kind: str  # closed or open
+    start_load: float
+    max_load: float
+    stage_duration_s: float
+    precision: float = 0.1
+    budget_s: float = 60.0
+    spawn_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.precision > 0:
+            raise SatscopeError(f"--precision must be > 0, got {self.precision:g}",
+                                "the relative width of the final bracket, e.g. --precision 0.1")  # fmt: skip
+        if not self.start_load > 0:
+            raise SatscopeError(f"--start-load must be > 0 for a search, got {self.start_load:g}",
+                                "the first level's load, e.g. --start-load 1")  # fmt: skip
+        if self.start_load > self.max_load:
+            flag = "--users" if self.kind == "closed" else "--rate"
+            raise SatscopeError(f"--start-load {self.start_load:g} is above the search's maximum {flag} "
+                                f"{self.max_load:g}", f"raise {flag} or lower --start-load")  # fmt: skip
+        if self.budget_s < self.stage_duration_s:
+            raise SatscopeError(f"--budget {self.budget_s:g} s is shorter than one level ({self.stage_duration_s:g} s)",
+                                "raise --budget or lower --stage-duration")  # fmt: skip
+
+    @property
+    def whole(self) -> bool:
+        return self.kind == "closed"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True, frozen=True)
+class LevelFigures:
+    """What one level measured. Throughput over its span; latency of the requests it dispatched."""
+
+    load: float
+    span_s: float
+    completed: int  # ok completions inside the span
+    finished: int  # requests dispatched in the level that have a record (any status but dropped)
+    errors: int  # of those, not ok
+    requests_per_s: float
+    output_tokens_per_s: float
+    ttft_p99_s: float | None  # from the intended send
+    e2e_p99_s: float | None  # from the intended send
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.finished if self.finished else 0.0
+
+    @property
+    def throughput(self) -> float:
+        return self.output_tokens_per_s if self.output_tokens_per_s > 0 else self.requests_per_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "error_rate": self.error_rate}
+
+
+def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, end_s: float,
+                  measured_to_s: float) -> LevelFigures:  # fmt: skip
+    """Figures of the level that ran from ``start_s`` to ``end_s`` (monotonic seconds) from request
+    columns (``loadgen.records`` names), its first ``SETTLE_SHARE`` left out (requests queued by the
+    level before still finish then). ``measured_to_s``: records are complete up to here (a master's
+    batches arrive up to a second late), so throughput counts completions up to it."""
+    start_s += SETTLE_SHARE * (end_s - start_s)
+    span = max(measured_to_s - start_s, 1e-9)
+    completed, tokens, finished, errors = 0, 0, 0, 0
+    ttft: list[float] = []
+    e2e: list[float] = []
+    for intended, first, end, status, out, chunks in zip(
+        cols["intended_start"], cols["first_token"], cols["end"], cols["status"], cols["output_tokens"],
+        cols["output_chunks"], strict=True,
+    ):  # fmt: skip
+        ok = status == "ok"
+        if ok and start_s <= end < measured_to_s:
+            completed += 1
+            tokens += out if out is not None else chunks
+        if not start_s <= intended < end_s or status == "dropped":
+            continue
+        finished += 1
+        if not ok:
+            errors += 1
+            continue
+        e2e.append(end - intended)
+        if first is not None:
+            ttft.append(first - intended)
+    return LevelFigures(load, span, completed, finished, errors, completed / span, tokens / span,
+                        quantile(sorted(ttft), 0.99), quantile(sorted(e2e), 0.99))  # fmt: skip
+
+
+def _latency_rose(now: LevelFigures, before: LevelFigures, t: Thresholds) -> str | None:
+    for name in ("ttft_p99_s", "e2e_p99_s"):
+        a, b = getattr(now, name), getattr(before, name)
+        if a is not None and b is not None and b > 0 and a >= t.min_latency_rise * b and a - b >= t.min_latency_rise_s:
+            return f"{name.removesuffix('_s').replace('_', ' ')} {b:.3g} → {a:.3g} s"
+    return None
+
+
+def judge(level: LevelFigures, lower: Sequence[LevelFigures], t: Thresholds = THRESHOLDS) -> tuple[bool, str]:
+    """(saturated, why) for ``level`` against the levels run at lower loads."""
+    if level.finished == 0 and level.completed == 0:
+        return True, "no request finished"
+    if level.error_rate >= t.error_rate:
+        return True, f"errors {level.error_rate:.0%} of {level.finished} ≥ {t.error_rate:.0%}"
+    below = [x for x in lower if x.load < level.load and x.throughput > 0]
+    if not below:
+        return False, "the lowest level: nothing to compare with"
+    best = max(below, key=lambda x: x.throughput)
+    load_gain = level.load / best.load - 1.0
+    efficiency = (level.throughput / best.throughput - 1.0) / load_gain if load_gain > 0 else math.inf
+    rose = _latency_rose(level, best, t)
+    figures = f"efficiency {efficiency:.2f} vs {best.load:g} (< {t.min_efficiency:g} saturates)"
+    if efficiency < t.min_efficiency and rose:
+        return True, f"{figures}, {rose}"
+    return False, figures + ("" if rose else ", tail latency did not rise")
+
+
+@dataclass(slots=True)
+class Search:
+    """The decisions so far and the next load: doubling, then bisection (no clock)."""
+
+    settings: SearchSettings
+    levels: list[tuple[LevelFigures, bool | None, str]] = field(default_factory=list)
+    good: float | None = None
+    saturated: float | None = None
+    stopped: str = ""
+
+    def record(self, figures: LevelFigures) -> tuple[bool | None, str]:
+        """Decide the level just run; None when it had too few completions (first time only)."""
+        repeat_of_same = bool(self.levels) and self.levels[-1][1] is None and self.levels[-1][0].load == figures.load
+        if figures.completed < MIN_COMPLETED and figures.error_rate < THRESHOLDS.error_rate and not repeat_of_same:
+            decision: tuple[bool | None, str] = (None, f"{figures.completed} completions < {MIN_COMPLETED}: run again")
+        else:
+            lower = [f for f, sat, _ in self.levels if sat is False]
+            decision = judge(figures, lower)
+            if decision[0]:
+                self.saturated = figures.load if self.saturated is None else min(self.saturated, figures.load)
+            else:
+                self.good = figures.load if self.good is None else max(self.good, figures.load)
+        self.levels.append((figures, *decision))
+        return decision
+
+    def _round(self, x: float) -> float:
+        return float(round(x)) if self.settings.whole else float(f"{x:.3g}")
+
+    def next_load(self) -> float | None:
+        """The next level's load, or None (with ``stopped`` said) when the search is over."""
+        s = self.settings
+        if not self.levels:
+            return s.start_load
+        last, decision, _ = self.levels[-1]
+        if len(self.levels) >= MAX_LEVELS:
+            return self._stop(f"{MAX_LEVELS} levels run")
+        if decision is None:
+            return last.load
+        if self.saturated is None:
+            if self.good is not None and self.good >= s.max_load:
+                return self._stop(f"not saturated up to the maximum {s.max_load:g}")
+            return min(self._round(2 * (self.good or s.start_load)), s.max_load)
+        if self.good is None:
+            return self._stop("saturated already at the start load")
+        lo, hi = self.good, self.saturated
+        if hi - lo <= max(s.precision * lo, 1.0 if s.whole else 0.0):
+            return self._stop("bracket within the precision")
+        mid = self._round((lo + hi) / 2)
+        if not lo < mid < hi:
+            return self._stop("bracket within the precision")
+        return mid
+
+    def _stop(self, why: str) -> None:
+        self.stopped = why
+        return None
+
+
+@dataclass(slots=True)
+class SearchRun:
+    """The search on elapsed seconds since the shape started: the load now, the stages run so far.
+
+    ``measure(load, start_s, end_s)`` (elapsed seconds) returns the figures of a level that just
+    ended; ``on_level`` hears of every decision (the runner writes ``search.json`` then).
+    """
+
+    search: Search
+    measure: Callable[[float, float, float], LevelFigures]
+    on_level: Callable[[SearchRun], None] = lambda _run: None
+    starts_s: list[float] = field(default_factory=list)
+    ends_s: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    done: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.search.settings.kind
+
+    def at(self, elapsed_s: float) -> float | None:
+        """The load to hold at ``elapsed_s``; None once the search is over."""
+        s = self.search.settings
+        if self.done:
+            return None
+        if not self.loads:
+            return self._begin(elapsed_s, s.start_load)
+        start = self.starts_s[-1]
+        if elapsed_s - start < s.stage_duration_s:
+            return self.loads[-1]
+        self.ends_s.append(elapsed_s)
+        self.search.record(self.measure(self.loads[-1], start, elapsed_s))
+        nxt = self.search.next_load()
+        if nxt is not None and elapsed_s + s.stage_duration_s > s.budget_s:
+            nxt = self.search._stop(f"budget of {s.budget_s:g} s spent")
+        self.on_level(self)
+        if nxt is None:
+            self.done = True
+            return None
+        return self._begin(elapsed_s, nxt)
+
+    def _begin(self, elapsed_s: float, load: float) -> float:
+        self.starts_s.append(elapsed_s)
+        self.loads.append(load)
+        return load
+
+    def shape(self) -> Shape:
+        """The levels as stages laid end to end (the running one at its planned duration)."""
+        s = self.search.settings
+        if not self.loads:
+            return Shape([self._stage(0, s.stage_duration_s)])
+        stages = []
+        for i, start in enumerate(self.starts_s):
+            end = self.ends_s[i] if i < len(self.ends_s) else start + s.stage_duration_s
+            stages.append(self._stage(i, max(end - start, 1e-6)))
+        return Shape(stages)
+
+    def _stage(self, i: int, duration_s: float) -> Stage:
+        s = self.search.settings
+        load = self.loads[i] if self.loads else s.start_load
+        return Stage(f"step-{i + 1}", duration_s, load, kind=s.kind, spawn_rate=s.spawn_rate)
+
+    def record(self, origin_s: float) -> SearchFile:
+        """``search.json`` as it stands, on the monotonic clock from ``origin_s``."""
+        starts, ends = [origin_s + t for t in self.starts_s], [origin_s + t for t in self.ends_s]
+        rows = [
+            SearchLevel(f"step-{i + 1}", f.load, starts[i], ends[i], sat, why, f.to_json())
+            for i, (f, sat, why) in enumerate(self.search.levels)
+        ]
+        wall = self.ends_s[-1] - self.starts_s[0] if self.ends_s else 0.0
+        s = self.search
+        return SearchFile(self.kind, s.settings.to_json(), rows, s.good, s.saturated, s.stopped, wall)
