@@ -229,6 +229,19 @@ def _on_signals(run: _Run) -> None:
         gevent.signal_handler(sig, stop)
 
 
+def warm_stop_path() -> None:
+    """Pay at start-up what Locust's ``Runner.stop()`` would pay while the last requests are timed.
+
+    ``stop()`` logs its caller through ``inspect.stack()``, whose first call builds inspect's module
+    and source caches: 68 ms measured in this process, a stall of the gevent loop right when the
+    shape ends, which inflated the E2E of the requests still in flight (p50 138 ms against 110 ms
+    in the stage). Warmed here, the call takes 0.2 ms.
+    """
+    import inspect
+
+    inspect.getframeinfo(inspect.stack()[0][0])
+
+
 def run_local(cfg: LoadgenConfig) -> None:
     holder = ProcessHolder(LoadgenProcess(cfg, "local", 0, quota=cfg.max_requests))
     env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
@@ -239,6 +252,7 @@ def run_local(cfg: LoadgenConfig) -> None:
     _on_signals(run)
     csv = _start_csv(env, cfg.run_dir) if cfg.locust_csv else None
     gevent.spawn(holder.proc.monitor)  # type: ignore[union-attr]
+    warm_stop_path()
     runner.start_shape()
     run.origin = shape.start_time
     emit("start", shape_origin_s=run.origin, workers=0)
@@ -291,6 +305,7 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> No
             client_id=client_id,
         )
     csv = _start_csv(env, cfg.run_dir) if cfg.locust_csv else None
+    warm_stop_path()
     runner.start_shape()
     run.origin = shape.start_time
     emit("start", shape_origin_s=run.origin, workers=expect)
@@ -361,6 +376,7 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
     env.events.test_stop.add_listener(on_stop)
     env.user_classes = list(make_user_classes(holder, _fire(env, holder)).values())
     runner = env.create_worker_runner(master_host, port)
+    warm_stop_path()
     runner.register_message("satscope_config", on_config)  # before the first yield: nothing is missed
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, runner.quit)
