@@ -41,14 +41,22 @@ def _params(cls: type) -> list[inspect.Parameter]:
     return out
 
 
-def command_from(cls: type, build: Callable[..., None], doc: str) -> Callable[..., None]:
-    """A typer command whose options are ``cls``'s fields; ``build(**values)`` runs it."""
+def command_from(cls: type, build: Callable[..., None], doc: str, context: bool = False) -> Callable[..., None]:
+    """A typer command whose options are ``cls``'s fields; ``build(**values)`` runs it, or with
+    ``context`` ``build(ctx, cls(**values))`` (the click context: which flags were typed)."""
 
     @functools.wraps(build)
-    def command(**values: Any) -> None:
-        build(**values)
+    def command(*args: Any, **values: Any) -> None:
+        if context:
+            build(args[0] if args else values.pop("ctx"), cls(**values))
+        else:
+            build(**values)
 
-    command.__signature__ = inspect.Signature(_params(cls))  # type: ignore[attr-defined]
+    params = _params(cls)
+    if context:
+        ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+        params = [ctx, *params]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = doc
     command.__annotations__ = {}
     return command
