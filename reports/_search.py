@@ -40,15 +40,19 @@ def search_block(run_dir: Path, origin_s: float) -> dict[str, Any] | None:
     }
 
 
-def bracket_sentence(search: dict[str, Any] | None) -> str:
-    """E.g. ``The search saturates between 4 and 5 users (6 levels, 18 s).`` ("" without a search)."""
+def bracket_sentence(search: dict[str, Any] | None, saturation: dict[str, Any] | None = None) -> str:
+    """E.g. ``The search saturates between 4 and 5 users (6 levels, 18 s).`` ("" without a search).
+
+    With the report's ``saturation`` block, a bracket the stage figures disagree with says why, so the
+    verdict never states two answers without the reader knowing which measured what."""
     if not search:
         return ""
     unit, good, bad = search["unit"], search["good"], search["saturated"]
     took = f"({search['levels_run']} levels, {search['wall_s']:.0f} s)"
     if good is not None and bad is not None:
         early = "" if search["stopped"] == "bracket within the precision" else f"; {search['stopped']}"
-        return f" The search saturates between {good:g} and {bad:g} {unit} {took[:-1]}{early})."
+        note = _differs(saturation, good, bad)
+        return f" The search saturates between {good:g} and {bad:g} {unit} {took[:-1]}{early}).{note}"
     if bad is None and good is not None and search["stopped"].startswith("not saturated"):
         return f" The search found no saturation up to {good:g} {unit} {took}."
     if bad is None and good is not None:
@@ -57,3 +61,17 @@ def bracket_sentence(search: dict[str, Any] | None) -> str:
     if bad is not None:
         return f" The search saturated already at its start load, {bad:g} {unit} {took}."
     return f" The search decided no level {took}."
+
+
+def _differs(saturation: dict[str, Any] | None, good: float, bad: float) -> str:
+    """A note when the stage-based saturation point lies outside the search's bracket."""
+    if not saturation:
+        return ""
+    point, found = saturation.get("offered_load"), saturation.get("found")
+    if found and point is not None and good <= point <= bad:
+        return ""
+    return (
+        " The search judged each level without its first quarter, while the previous level's queue"
+        " drained; the stage figures above include that change of load, so on short levels the two"
+        " can differ: lengthen --stage-duration to make them agree."
+    )

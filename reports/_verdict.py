@@ -91,4 +91,4 @@ def verdict_sentence(summary: dict[str, Any]) -> str:
             f". Best goodput {good['best_goodput_per_s']:.2f} req/s within SLO at "
             f"{_load(good['best_offered_load'], kind)}"
         )
-    return f"{head}.{safe}{bracket_sentence(summary.get('search'))} {tail}."
+    return f"{head}.{safe}{bracket_sentence(summary.get('search'), sat)} {tail}."

@@ -66,3 +66,15 @@ def test_a_bracket_cut_short_says_why(scratch_run: Callable[..., Path]) -> None:
     write_json_atomic(run / SEARCH_FILE, found.to_json())
     verdict = analyze(run)["verdict"]
     assert "The search saturates between 4 and 8 users (4 levels, 18 s; budget of 12 s spent)." in verdict
+
+
+def test_a_bracket_the_stage_figures_disagree_with_says_why() -> None:
+    from reports._search import bracket_sentence
+
+    search = {"unit": "users", "good": 4.0, "saturated": 5.0, "levels_run": 6, "wall_s": 18.0,
+              "stopped": "bracket within the precision"}  # fmt: skip
+    agree = bracket_sentence(search, {"found": True, "offered_load": 4.0})
+    assert agree == " The search saturates between 4 and 5 users (6 levels, 18 s)."
+    for disagree in ({"found": True, "offered_load": 8.0}, {"found": False, "offered_load": 8.0}):
+        text = bracket_sentence(search, disagree)
+        assert text.startswith(agree) and "lengthen --stage-duration" in text
