@@ -47,8 +47,8 @@ class Scheduler:
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.num_preemptions = 0
-        self.prefix_queries = 0  # tokens looked up in the prefix cache at admission
-        self.prefix_hits = 0  # of those, tokens found
+        self.prefix_queries = 0  # tokens looked up in the prefix cache at first admission
+        self.prefix_hits = 0  # of those, tokens found (readmissions after preemption are not counted)
 
     @property
     def has_work(self) -> bool:
@@ -87,8 +87,9 @@ class Scheduler:
                 break
             if seq.num_cached_tokens is None:
                 seq.num_cached_tokens = cached
-            self.prefix_queries += seq.num_tokens
-            self.prefix_hits += cached
+            if not seq.num_preemptions:  # as vLLM: a readmission finds its own blocks; that is no reuse
+                self.prefix_queries += seq.num_tokens
+                self.prefix_hits += cached
             n = min(seq.num_uncomputed_tokens, budget)
             self.waiting.popleft()
             seq.status = SequenceStatus.RUNNING

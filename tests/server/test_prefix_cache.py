@@ -182,3 +182,17 @@ def test_http_concurrent_streams_match_caching_off_and_report_cached_tokens(
         cached = results["True"][i][1]["prompt_tokens_details"]["cached_tokens"]
         # Every full block of the shared prefix; more when an earlier question shared "question ".
         assert cached % BS == 0 and cached >= (bos + len(prefix)) // BS * BS
+
+
+def test_readmissions_after_preemption_are_not_counted_as_prefix_reuse() -> None:
+    """As vLLM's counters: a preempted sequence re-admitted finds its own blocks again, which is no
+    reuse. Distinct prompts on a small pool: preemptions happen, hits stay 0, and the queries are
+    exactly the prompts' tokens at their first admission."""
+    rng = random.Random(7)
+    prompts = [rng.choices(range(32, 127), k=40) for _ in range(8)]
+    eng = LLMEngine(ServerConfig(kv_blocks=14))
+    eng.generate(prompts, SamplingParams(max_tokens=40, temperature=0.0, ignore_eos=True))
+    assert eng.scheduler.num_preemptions > 0
+    reg = eng.metrics.registry
+    assert reg.get_sample_value("satscope_prefix_cache_hits_total") == 0
+    assert reg.get_sample_value("satscope_prefix_cache_queries_total") == sum(len(p) for p in prompts)
