@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reports._measures import prompt_time
-from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE
+from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE, read_requests_table
 from satscope.run_manifest import Manifest
 
 if TYPE_CHECKING:
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RunRows", "Sample", "bootstrap_relative_change", "load_rows", "sample_for"]
 
-_LATENCY = re.compile(r"^(?P<col>ttft|ttft_intended|e2e|e2e_intended|itl)_p(?P<q>\d+)_s$")
+_COLUMNS = ("ttft", "ttft_intended", "ttfo", "ttfo_intended", "e2e", "e2e_intended", "itl")
+_LEVEL = r"p(?P<q>\d+(?:_\d+)?)"  # p99, p99_9 (reports/_percentiles.py names levels so)
+_LATENCY = re.compile(rf"^(?P<col>{'|'.join(_COLUMNS)})_{_LEVEL}_s$")
 _RATES = ("output_tokens_per_s", "total_tokens_per_s", "requests_per_s")
 
 
@@ -55,23 +57,12 @@ def load_rows(run_dir: Path, summary: dict) -> RunRows:
     import pandas as pd
 
     origin = Manifest.from_json(json.loads((run_dir / MANIFEST_FILE).read_text())).clock.monotonic_origin_s
-    req = pd.read_parquet(
-        run_dir / REQUESTS_FILE,
-        columns=[
-            "request_id",
-            "stage",
-            "status",
-            "start",
-            "intended_start",
-            "first_token",
-            "end",
-            "prompt_tokens",
-            "output_tokens",
-            "output_chunks",
-            "stream",
-        ],
-    )
-    for col in ("start", "intended_start", "first_token", "end"):
+    # through the contract's reader: a file older than a column gets it (first_visible_token too)
+    req = read_requests_table(run_dir / REQUESTS_FILE).to_pandas()[
+        ["request_id", "stage", "status", "start", "intended_start", "first_token", "first_visible_token", "end",
+         "prompt_tokens", "output_tokens", "output_chunks", "stream"]
+    ]  # fmt: skip
+    for col in ("start", "intended_start", "first_token", "first_visible_token", "end"):
         req[col] = req[col] - origin
     warmup_end = (summary.get("run") or {}).get("warmup_end_at_s")
     if warmup_end is not None:  # the summary's figures left the warm-up out: so does their noise
@@ -138,7 +129,7 @@ def _latency_sample(rows: RunRows, col: str, q: float, stage: str | None) -> Sam
         values = gaps
     else:
         origin_col = "intended_start" if col.endswith("_intended") else "start"
-        end_col = "first_token" if col.startswith("ttft") else "end"
+        end_col = {"ttft": "first_token", "ttfo": "first_visible_token"}.get(col.split("_")[0], "end")
         values = (req[end_col] - req[origin_col]).dropna().to_numpy(float)
     if len(values) < 5:
         return None
@@ -153,13 +144,18 @@ def sample_for(rows: RunRows, path: str, stage: str | None) -> Sample | None:
         return _rate_sample(rows, leaf, stage)
     m = _LATENCY.match(leaf)
     if m:
-        return _latency_sample(rows, m["col"], float(m["q"]), stage)
-    pm = re.match(r"^p(\d+)$", leaf)
+        return _latency_sample(rows, m["col"], _level(m["q"]), stage)
+    pm = re.match(rf"^{_LEVEL}$", leaf)
     if pm and len(parts) >= 2 and parts[-2].endswith("_s") and parts[0] == "percentiles":
         col = parts[-2][: -len("_s")]
-        if col in ("ttft", "ttft_intended", "e2e", "e2e_intended", "itl"):
-            return _latency_sample(rows, col, float(pm[1]), None)
+        if col in _COLUMNS:
+            return _latency_sample(rows, col, _level(pm["q"]), None)
     return None
+
+
+def _level(text: str) -> float:
+    """``99`` → 99.0, ``99_9`` → 99.9."""
+    return float(text.replace("_", "."))
 
 
 def bootstrap_relative_change(
