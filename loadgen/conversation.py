@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loadgen.distributions import DISTRIBUTIONS, draw
 from satscope.errors import SatscopeError
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["THINK_KINDS", "Session", "SessionSlot", "ThinkTime"]
 
-THINK_KINDS = ("fixed", "uniform", "normal", "lognormal")
+THINK_KINDS = DISTRIBUTIONS
 _TURN_SEPARATOR = "\n"  # completions: between one turn's answer and the next prompt
 
 
@@ -43,15 +44,7 @@ class ThinkTime:
             )
 
     def sample(self, rng: random.Random) -> float:
-        if self.kind == "fixed":
-            value = self.mean_s
-        elif self.kind == "uniform":
-            value = rng.uniform(self.mean_s - self.spread, self.mean_s + self.spread)
-        elif self.kind == "normal":
-            value = rng.gauss(self.mean_s, self.spread)
-        else:
-            value = self.mean_s * math.exp(rng.gauss(0.0, self.spread))
-        return max(0.0, value)
+        return max(0.0, draw(self.kind, self.mean_s, self.spread, rng))
 
     @classmethod
     def parse(cls, text: str) -> ThinkTime:

@@ -23,6 +23,7 @@ from typing import Any
 
 from loadgen.conversation import ThinkTime
 from loadgen.conversations_file import SESSION_FORMATS, Conversation, load_conversations
+from loadgen.distributions import DISTRIBUTIONS, draw
 from loadgen.trace import TracePrompts, load_mooncake
 from satscope.errors import SatscopeError
 
@@ -39,7 +40,6 @@ __all__ = [
     "synthetic_words",
 ]
 
-DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal")
 DATASET_FORMATS = ("sharegpt", *SESSION_FORMATS, "mooncake")
 _WORDS = tuple(
     [
@@ -128,14 +128,7 @@ class LengthDist:
             raise SatscopeError("a length spread must be >= 0", "use 0 for a fixed length")
 
     def sample(self, rng: random.Random) -> int:
-        if self.kind == "fixed":
-            value = float(self.mean)
-        elif self.kind == "uniform":
-            value = rng.uniform(self.mean - self.spread, self.mean + self.spread)
-        elif self.kind == "normal":
-            value = rng.gauss(self.mean, self.spread)
-        else:
-            value = self.mean * math.exp(rng.gauss(0.0, self.spread))
+        value = draw(self.kind, self.mean, self.spread, rng)
         return int(min(max(round(value), self.minimum), self.maximum))
 
     @classmethod
