@@ -21,9 +21,10 @@ import gevent
 from gevent.pool import Group
 from geventhttpclient.response import HTTPParseError
 
+from loadgen._level_feed import DispatchLog, LevelFeed
 from loadgen._raw_stream import RawConnection, StaleConnectionError, TooLargeError
 from loadgen._token_stream import StreamTally, read_stream
-from loadgen.arrivals import arrival_times
+from loadgen.arrivals import arrival_times, next_arrival
 from loadgen.config import LoadgenConfig
 from loadgen.conversation import Session, SessionSlot
 from loadgen.records import RequestRecord, WorkerBuffer
@@ -87,6 +88,10 @@ class LoadgenProcess:
         # counts once a greenlet runs): the cap and the end-of-run drain both need them all
         self._requests = Group()
         self.stopping = False  # set when the run stops early: the dispatcher leaves its loop
+        # an open-loop search: its levels, as the search decides them (loadgen/_level_feed.py)
+        search = config.search
+        self.levels = LevelFeed(search["start_load"]) if search and search["kind"] == "open" else None
+        self.dispatch_log = DispatchLog() if self.levels is not None else None
 
     def new_connection(self) -> RawConnection:
         return RawConnection(self.config.target_url, min(self.config.timeout_s, 30.0), self.config.timeout_s)
@@ -249,36 +254,75 @@ class LoadgenProcess:
         return True
 
     def dispatch(self, origin_s: float, send_result: Callable[[Outcome], None]) -> None:
-        """Open loop: send requests at this process's share of the shape's arrival schedule, or at the
-        times of the trace being replayed (``--dataset-format mooncake``: one process)."""
+        """Open loop: send requests at this process's share of the shape's arrival schedule, at the
+        times of the trace being replayed (``--dataset-format mooncake``: one process), or at the
+        rate of a search's level in force (``--shape search --rate``)."""
         cfg = self.config
         cap = max(1, round(cfg.max_in_flight * self.share))
         rng = random.Random(f"{cfg.workload['seed']}/arrivals/{self.stream_id}")
         phase = (self.stream_id * self.share) % 1.0
-        trace = self.workload.trace_requests()
+        trace = self.workload.trace_requests(self.worker, round(1 / self.share))  # every N-th of N processes
+        if trace is None and self.levels is not None:
+            self._follow_levels(origin_s, self.levels, rng, phase, cap, send_result)
+            self._schedule_over = True
+            return
         schedule = trace if trace is not None else ((t, None) for t in arrival_times(
             cfg.shape_obj(), rng, share=self.share, phase=phase))  # fmt: skip
         for t, spec in schedule:
             if self.stopping or self._quota == 0:  # stopped, or this process's share of --max-requests is sent
                 return
-            intended = origin_s + t
-            delay = intended - time.perf_counter()
-            if delay > 0:
-                gevent.sleep(delay)
-            late = time.perf_counter() - intended
-            self.dispatched += 1
-            if late > cfg.late_threshold_s:
-                self.late_dispatches += 1
-            self._late_max_s = max(self._late_max_s, late)
-            if len(self._requests) >= cap:
-                self._drop(intended)
-                continue
-            self.claim()
-            if self.sessions:
-                self._requests.spawn(self._session_pooled, intended, send_result)
-            else:
-                self._requests.spawn(self._send_pooled, intended, send_result, spec)
+            self._dispatch_one(origin_s + t, cap, send_result, spec)
         self._schedule_over = True
+
+    def _follow_levels(self, origin_s: float, feed: LevelFeed, rng: random.Random, phase: float, cap: int,
+                       send_result: Callable[[Outcome], None]) -> None:  # fmt: skip
+        """A search's open loop: each gap drawn at the rate of the level in force; a level announced
+        while the dispatcher sleeps towards its next arrival replaces that arrival when it starts
+        first (the next one is drawn from the level's start, at its rate: the draw said none came
+        before). Intended times stay exact."""
+        stage = self.config.shape_obj().stages[0]  # the envelope: its arrival process
+        feed.begin_at(origin_s)
+        t, first = origin_s, True
+        while not self.stopping and self._quota != 0:
+            seen = feed.version
+            nxt = next_arrival(t, feed.levels, stage.arrival, rng, self.share, stage.arrival_cv,
+                               phase if first else None)  # fmt: skip
+            if feed.end is not None and nxt >= feed.end:
+                return
+            while not self.stopping and (delay := nxt - time.perf_counter()) > 0 and not feed.wait(delay, seen):
+                pass
+            if feed.version != seen:  # a level or the end was announced: this draw stands only if it comes first
+                if feed.end is not None and feed.end <= nxt:
+                    return
+                if feed.levels[-1][0] <= nxt:  # no arrival before the level's start: draw again from it
+                    t = max(t, feed.levels[-1][0])
+                    continue
+            if self.stopping:
+                return
+            t, first = nxt, False
+            self._dispatch_one(nxt, cap, send_result, None)
+            if self.dispatch_log is not None:
+                self.dispatch_log.add(nxt)
+
+    def _dispatch_one(self, intended: float, cap: int, send_result: Callable[[Outcome], None],
+                      spec: RequestSpec | None) -> None:  # fmt: skip
+        """Sleep until ``intended``, then send (or drop at the in-flight cap), counting lateness."""
+        delay = intended - time.perf_counter()
+        if delay > 0:
+            gevent.sleep(delay)
+        late = time.perf_counter() - intended
+        self.dispatched += 1
+        if late > self.config.late_threshold_s:
+            self.late_dispatches += 1
+        self._late_max_s = max(self._late_max_s, late)
+        if len(self._requests) >= cap:
+            self._drop(intended)
+            return
+        self.claim()
+        if self.sessions:
+            self._requests.spawn(self._session_pooled, intended, send_result)
+        else:
+            self._requests.spawn(self._send_pooled, intended, send_result, spec)
 
     def drain(self, timeout_s: float) -> None:
         """Wait for open-loop requests in flight (their records must make the final flush)."""

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import gevent
 from locust import LoadTestShape, User, constant, task
 from locust.exception import StopUser
+from locust.runners import WorkerRunner
 from locust.user.task import LOCUST_STATE_STOPPING
 
+from loadgen._level_feed import DISPATCH_MESSAGE, LEVEL_MESSAGE, SEND_EVERY_S
 from loadgen._process import LoadgenProcess, Outcome
 from loadgen.conversation import SessionSlot
 from loadgen.search import SearchRun
@@ -88,8 +90,25 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
 
         def on_start(self) -> None:
             self._origin = time.perf_counter()
+            proc = holder.proc
+            runner = self.environment.runner
+            if proc is not None and proc.levels is not None and isinstance(runner, WorkerRunner):
+                # a worker of an open-loop search: the master announces each level it decides, and
+                # hears of this worker's dispatches (its records come only once requests end)
+                feed = proc.levels
+                if LEVEL_MESSAGE not in runner.custom_messages:
+                    runner.register_message(LEVEL_MESSAGE, lambda environment, msg, **_: feed.apply(msg.data))
+                gevent.spawn(_send_dispatches, proc, runner)
 
     return {"closed": LLMUser, "open": OpenLoopDispatcher}
+
+
+def _send_dispatches(proc: LoadgenProcess, runner: WorkerRunner) -> None:
+    """A worker's dispatches to the master, every ``SEND_EVERY_S``, until the process ends."""
+    assert proc.dispatch_log is not None
+    while True:
+        gevent.sleep(SEND_EVERY_S)
+        runner.send_message(DISPATCH_MESSAGE, proc.dispatch_log.message())
 
 
 def make_shape(shape: Shape, n_processes: int) -> LoadTestShape:
@@ -107,15 +126,25 @@ def make_shape(shape: Shape, n_processes: int) -> LoadTestShape:
     return SatscopeShape()
 
 
-def make_search_shape(search: SearchRun) -> LoadTestShape:
-    """The Locust shape of ``--shape search`` (closed loop): each tick asks the search for the load
-    now; it decides a level when the level's time is up, from the records the master holds."""
+def make_search_shape(
+    search: SearchRun, n_processes: int = 1, setup: Callable[[object], None] | None = None
+) -> LoadTestShape:
+    """The Locust shape of ``--shape search``: each tick asks the search for the load now; it decides
+    a level when the level's time is up, from the records the master holds. Closed loop: that many
+    users; open loop: one dispatcher per process, which follows the levels the search announces.
+    ``setup(runner)`` runs at the first tick (the runner exists then: a master registers handlers)."""
 
     class SearchShape(LoadTestShape):
         def tick(self) -> tuple[int, float] | None:
+            nonlocal setup
+            if setup is not None:
+                setup(self.runner)
+                setup = None
             load = search.at(self.get_run_time())
             if load is None:
                 return None
+            if search.kind == "open":
+                return n_processes, float(max(n_processes, 100))
             spawn = search.search.settings.spawn_rate
             return round(load), spawn if spawn is not None else max(10.0, load)
 

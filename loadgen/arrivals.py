@@ -1,18 +1,21 @@
 """Open-loop arrival schedules: constant, Poisson and gamma gaps at a rate that follows the shape.
 
 ``arrival_times`` is a pure generator of intended send times (seconds since the shape started),
-so tests check rates and burstiness without a clock; the dispatcher in ``loadgen/_user.py``
-sleeps until each time and records how late it actually left.
+so tests check rates and burstiness without a clock; the dispatcher in ``loadgen/_process.py``
+sleeps until each time and records how late it actually left. ``next_arrival`` serves an open-loop
+search, whose levels become known only as it runs: the next time after the last one, at the rate
+of the level in force then.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from loadgen.shapes import Shape
 
-__all__ = ["arrival_times", "next_gap"]
+__all__ = ["arrival_times", "next_arrival", "next_gap"]
 
 # When the rate is zero nothing arrives; look again this often (a rate can ramp up from zero).
 _IDLE_STEP_S = 0.05
@@ -63,3 +66,29 @@ def arrival_times(shape: Shape, rng: random.Random, share: float = 1.0, phase: f
             continue
         t += gap
         yield t
+
+
+def next_arrival(t: float, levels: Sequence[tuple[float, float]], arrival: str, rng: random.Random,
+                 share: float = 1.0, cv: float = 1.0, phase: float | None = None) -> float:  # fmt: skip
+    """The arrival after ``t`` (the last one, or the first level's start) when the load holds
+    ``levels``, ``(start, rate)`` sorted by start, each until the next one's start: a gap drawn at
+    the rate of the level in force at ``t``; a draw that crosses a later level's start is redrawn
+    from that start at its rate, as :func:`arrival_times` does at a stage boundary (exact for
+    Poisson: memoryless). ``phase`` scales the first gap of a constant-rate dispatcher."""
+    while True:
+        i = max((k for k, (start, _) in enumerate(levels) if start <= t), default=0)
+        following = levels[i + 1][0] if i + 1 < len(levels) else math.inf
+        rate = levels[i][1] * share
+        if rate <= 0:
+            if math.isinf(following):
+                return math.inf
+            t = following
+            continue
+        gap = next_gap(arrival, rate, rng, cv)
+        if phase is not None and arrival == "constant":
+            gap *= phase
+        phase = None
+        if t + gap >= following:
+            t = following
+            continue
+        return t + gap

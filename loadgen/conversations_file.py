@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from satscope.errors import SatscopeError
 
-__all__ = ["SESSION_FORMATS", "Conversation", "load_conversations"]
+__all__ = ["SESSION_FORMATS", "Conversation", "conversation_of", "first_exchange", "load_conversations"]
 
 SESSION_FORMATS = ("sharegpt-sessions", "messages")
 _USER = ("human", "user")
@@ -51,19 +51,38 @@ def load_conversations(path: str | Path, fmt: str) -> list[Conversation]:
             entries = [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise SatscopeError(f"dataset {p} is not {hint}: {exc}", f"write {hint}") from exc
-    out = []
-    for entry in entries:
-        if fmt == "messages":
-            turns = entry.get("messages") if isinstance(entry, dict) else entry
-        else:
-            turns = (entry.get("conversations") or entry.get("conversation")) if isinstance(entry, dict) else None
-        conversation = _conversation(turns) if isinstance(turns, list) else None
-        if conversation is not None:
-            out.append(conversation)
+    out = [c for c in (conversation_of(entry, fmt) for entry in entries) if c is not None]
     if not out:
         example = '[{"role": "user", "content": "..."}]' if fmt == "messages" else '{"conversations": [...]}'
         raise SatscopeError(f"dataset {p} has no conversation with a user turn", f"write {hint}, e.g. {example}")
     return out
+
+
+def conversation_of(entry: Any, fmt: str) -> Conversation | None:
+    """One entry of a conversation file (a line, or an item of a JSON list) as a session; None
+    when it has no user turn."""
+    if fmt == "messages":
+        turns = entry.get("messages") if isinstance(entry, dict) else entry
+    else:
+        turns = (entry.get("conversations") or entry.get("conversation")) if isinstance(entry, dict) else None
+    return _conversation(turns) if isinstance(turns, list) else None
+
+
+def first_exchange(entry: Any) -> tuple[str, int | None] | None:
+    """A ShareGPT entry's first human turn and the word count of the reply after it (None: no
+    reply); None when it has no human turn."""
+    turns = (entry.get("conversations") or entry.get("conversation")) if isinstance(entry, dict) else None
+    if not isinstance(turns, list):
+        return None
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            return None
+        if _role(turn) in _USER:
+            reply = turns[i + 1] if i + 1 < len(turns) else None
+            reply_len = len(_content(reply).split()) if isinstance(reply, dict) else 0
+            prompt = _content(turn)
+            return (prompt, reply_len or None) if prompt else None
+    return None
 
 
 def _conversation(messages: list[Any]) -> Conversation | None:

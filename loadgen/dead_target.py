@@ -11,7 +11,7 @@ watch; ``dropped`` dispatches never reached the target and count for nothing.
 
 from __future__ import annotations
 
-from loadgen.records import RunStore
+from loadgen.recent import RecentRecords
 
 __all__ = ["DeadTargetWatch"]
 
@@ -26,17 +26,18 @@ class DeadTargetWatch:
         self._last_answer_end = float("-inf")
         self._refused_starts: list[float] = []  # connection errors that began after the last answer
 
-    def update(self, store: RunStore, now_s: float) -> bool:
+    def update(self, store: RecentRecords, now_s: float) -> bool:
         """Scan the rows added since the last call; True once the target is gone."""
         if self.after_s <= 0 or self.lost_s is not None:
             return self.lost_s is not None
         status, start, end = store.cols["status"], store.cols["start"], store.cols["end"]
-        for i in range(self._scanned, len(status)):
+        base = store.first_row  # rows before it were pruned (after this watch had scanned them)
+        for i in range(max(self._scanned - base, 0), len(status)):
             if status[i] == "connection_error":
                 self._refused_starts.append(start[i])
             elif status[i] != "dropped":
                 self._last_answer_end = max(self._last_answer_end, end[i])
-        self._scanned = len(status)
+        self._scanned = base + len(status)
         refused = [t for t in self._refused_starts if t >= self._last_answer_end]
         self._refused_starts = refused
         if len(refused) >= 2 and now_s - min(refused) >= self.after_s:

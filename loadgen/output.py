@@ -2,7 +2,9 @@
 
 ``write_run_files`` turns a :class:`~loadgen.records.RunStore` into ``requests.parquet``,
 ``tokens.parquet`` and ``loadgen.parquet``, each atomically (a reader, or a crash, never sees half
-a file). ``progress`` computes the figures the live display shows from the most recent records.
+a file): the CLI's empty files of a run stopped before its first record. During a run the record
+writer (``loadgen/_record_writer.py``) writes them. ``progress`` computes the figures the live
+display shows from the recent records the load generator keeps (``loadgen/recent.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from loadgen.recent import RecentRecords
 from loadgen.records import RunStore
 from loadgen.shapes import Shape
 from satscope.quantile import quantile
@@ -29,10 +32,10 @@ def write_run_files(run_dir: str | Path, store: RunStore, shape: Shape, shape_or
     return requests.num_rows
 
 
-def progress(store: RunStore, now_s: float, window_s: float = 5.0) -> dict[str, Any]:
+def progress(store: RecentRecords, now_s: float, window_s: float = 5.0) -> dict[str, Any]:
     """req/s, tokens/s, TTFT p50/p99 over the last ``window_s`` of finished requests; errors so far."""
     c = store.cols
-    ends, statuses = c["end"], c["status"]
+    ends = c["end"]
     starts, firsts, chunks = c["start"], c["first_token"], c["output_chunks"]
     n = len(ends)
     i = n
@@ -42,8 +45,8 @@ def progress(store: RunStore, now_s: float, window_s: float = 5.0) -> dict[str, 
     recent = [j for j in range(i, n) if ends[j] >= now_s - window_s]
     ttfts = sorted(firsts[j] - starts[j] for j in recent if firsts[j] is not None)
     return {
-        "requests": n,
-        "errors": sum(1 for s in statuses if s != "ok"),
+        "requests": store.requests,
+        "errors": store.errors,
         "req_per_s": len(recent) / window_s,
         "tokens_per_s": sum(chunks[j] for j in recent) / window_s,
         "ttft_p50_s": quantile(ttfts, 0.5),

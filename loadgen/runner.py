@@ -7,14 +7,16 @@ Locust's runner stops when the shape's ``tick()`` returns ``None`` but never ret
 ``greenlet.join()`` unless quit, and a worker's last records must reach the master before it quits.
 
 Talks to `satscope run` through stdout lines ``SATSCOPE <json>`` (``start``, ``progress``,
-``final``) and writes ``requests.parquet``, ``tokens.parquet``, ``loadgen.parquet`` and Locust's
-stats CSV into the run directory, every ``flush_interval_s`` and at the end.
+``final``) and writes Locust's stats CSV into the run directory. The records leave this process as
+their batches arrive: the master (or local runner) forwards each batch to the record writer, a
+process of its own (``loadgen/_record_writer.py``) that writes ``requests.parquet``,
+``tokens.parquet`` and ``loadgen.parquet`` every ``flush_interval_s`` and at the end, and keeps only
+the recent records its live figures read (``loadgen/recent.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import signal
@@ -27,17 +29,15 @@ from typing import Any
 
 import gevent
 import locust.stats
-import numpy  # noqa: F401
-import pandas  # noqa: F401  pyarrow imports it on the first Parquet write: 0.3 s of CPU mid-run
-import pyarrow.parquet  # noqa: F401  (all three now, before the load: not inside a flush)
 from locust.env import Environment
 
 from loadgen._process import LoadgenProcess, Outcome
+from loadgen._record_pipe import RecordPipe
 from loadgen._user import ProcessHolder, make_search_shape, make_shape, make_user_classes
 from loadgen.config import LoadgenConfig, request_quota
 from loadgen.dead_target import DeadTargetWatch
-from loadgen.output import progress, write_run_files
-from loadgen.records import RunStore
+from loadgen.output import progress
+from loadgen.recent import RecentRecords
 from loadgen.search import LevelFigures, Search, SearchRun, SearchSettings, level_figures
 from loadgen.shapes import Shape
 from satscope.run_format import write_json_atomic
@@ -47,6 +47,7 @@ __all__ = ["main"]
 
 _SEND_INTERVAL_S = 1.0  # worker -> master record batches
 _FINAL_WAIT_S = 20.0  # how long the master waits for workers' last batches
+_KEEP_S = 60.0  # recent records kept here at least this long (a search keeps two levels' worth if longer)
 
 
 def emit(kind: str, **data: Any) -> None:
@@ -69,8 +70,14 @@ def _fire(env: Environment, holder: ProcessHolder) -> Any:
             ("E2E", o.e2e_s, o.chunks, exc),
         ):
             if seconds is not None:
-                request(request_type=kind, name=endpoint, response_time=seconds * 1000,
-                        response_length=length, exception=error, context={})
+                request(
+                    request_type=kind,
+                    name=endpoint,
+                    response_time=seconds * 1000,
+                    response_length=length,
+                    exception=error,
+                    context={},
+                )
 
     return fire
 
@@ -78,17 +85,21 @@ def _fire(env: Environment, holder: ProcessHolder) -> Any:
 class _Run:
     """Master or local side: collects records, writes files, reports progress."""
 
-    def __init__(self, cfg: LoadgenConfig, env: Environment, store: RunStore, local: LoadgenProcess | None):
-        self.cfg, self.env, self.store, self.local = cfg, env, store, local
+    def __init__(self, cfg: LoadgenConfig, env: Environment, local: LoadgenProcess | None, keep_s: float = _KEEP_S):
+        self.cfg, self.env, self.local = cfg, env, local
+        self.store = RecentRecords()
+        self.keep_s = max(keep_s, 2 * float((cfg.search or {}).get("stage_duration_s", 0.0)))
         self.planned = cfg.shape_obj()
+        self.writer = RecordPipe(cfg.run_dir, cfg.flush_interval_s)
+        self.writer.shape(self.planned, None)
         self.search: SearchRun | None = None  # --shape search: the levels are decided as the run goes
+        self.dispatches: Any = None  # an open-loop search's DispatchLog (loadgen/_level_feed.py)
         self.origin: float | None = None
         self.interrupted = False
         self.offsets: dict[str, float] = {}
         self.worker_figures: dict[str, dict[str, int]] = {}
         self.dead = DeadTargetWatch(cfg.dead_after_s)
         self.quota_met = False  # --max-requests were all sent and answered
-        self._sent, self._scanned = 0, 0  # records that were sent (not dropped), and how far they were counted
 
     @property
     def shape(self) -> Shape:
@@ -99,9 +110,26 @@ class _Run:
         """The Locust shape; for a search, one that decides each level from this run's records."""
         if self.cfg.search is None:
             return make_shape(self.planned, n_processes)
+        from loadgen._level_feed import DISPATCH_MESSAGE, LEAD_S, DispatchLog, announce
+
         search = Search(SearchSettings(**self.cfg.search))
-        self.search = SearchRun(search, self.measure_level, self.write_search)
-        return make_search_shape(self.search)
+        feed = self.local.levels if self.local is not None else None
+        # open loop: the dispatches, for what a level dispatched (a master's arrive from its workers)
+        self.dispatches = self.local.dispatch_log if self.local is not None else DispatchLog()
+
+        def setup(runner: Any) -> None:
+            if self.local is None and search.settings.kind == "open" and DISPATCH_MESSAGE not in runner.custom_messages:
+                log = self.dispatches
+                runner.register_message(DISPATCH_MESSAGE, lambda environment, msg, **_: log.apply(msg.data))
+
+        def on_level(run: SearchRun) -> None:
+            self.write_search(run)
+            announce(run, self.origin or 0.0, feed, self.env.runner)  # open loop: the dispatchers follow
+
+        # a master's workers hear of a level by message: it begins a moment after it is decided
+        lead = LEAD_S if self.local is None and search.settings.kind == "open" else 0.0
+        self.search = SearchRun(search, self.measure_level, on_level, lead_s=lead)
+        return make_search_shape(self.search, n_processes, setup)
 
     def measure_level(self, load: float, start_s: float, end_s: float) -> LevelFigures:
         """A search level's figures (elapsed seconds) from the records here now. A master's records
@@ -110,27 +138,32 @@ class _Run:
         origin = self.origin or 0.0
         lag = 0.0 if self.local is not None else _SEND_INTERVAL_S + 0.5
         measured_to = max(origin + end_s - lag, origin + start_s + 0.6 * (end_s - start_s))
-        return level_figures(self.store.cols, load, origin + start_s, origin + end_s, measured_to)
+        settings = self.search.search.settings if self.search is not None else None
+        open_loop = settings is not None and settings.kind == "open"
+        log = self.dispatches if open_loop else None  # records lack the requests in flight
+        if log is not None:
+            log.prune(origin + start_s - 1.0)
+        count = None if log is None else log.count
+        slos = settings.slo if settings is not None else None
+        return level_figures(self.store.cols, load, origin + start_s, origin + end_s, measured_to, count, slos)
 
     def write_search(self, search: SearchRun) -> None:
         write_json_atomic(Path(self.cfg.run_dir) / SEARCH_FILE, search.record(self.origin or 0.0).to_json())
 
     def collect_local(self, final: bool = False) -> None:
         if self.local is not None:
-            self.store.extend(self.local.worker, self.local.buffer.drain(final=final))
+            self.accept(self.local.worker, self.local.buffer.drain(final=final))
 
-    def flush(self) -> int:
-        self.collect_local()
-        snapshot = self.store.snapshot()  # in the loop thread: the store changes as batches arrive
-        return gevent.get_hub().threadpool.apply(write_run_files, (self.cfg.run_dir, snapshot, self.shape, self.origin))
+    def accept(self, worker: str, batch: dict[str, Any]) -> None:
+        """A batch of records: on to the record writer, and into the recent records here."""
+        self.writer.batch(worker, batch)
+        self.store.extend(worker, batch)
 
     def loop_until_stopped(self) -> None:
         runner = self.env.runner
         assert runner is not None
-        last_flush = time.perf_counter()
-        interval = self.cfg.flush_interval_s
-        while runner.state not in ("stopped", "stopping", "cleanup") or self.origin is None:
-            gevent.sleep(self.cfg.progress_interval_s)
+        while not self._load_stopped():
+            self._nap(self.cfg.progress_interval_s)
             self.collect_local()
             now = time.perf_counter()
             if self.dead.lost_s is None and self.dead.update(self.store, now):
@@ -147,23 +180,25 @@ class _Run:
                 users=runner.user_count,
                 **progress(self.store, now),
             )
-            if now - last_flush >= interval:
-                self.flush()
-                last_flush = time.perf_counter()
-                # each flush rewrites whole files: keep it under ~10% of the time as the run grows
-                interval = max(self.cfg.flush_interval_s, 10 * (last_flush - now))
-        interval = self.cfg.flush_interval_s
+            self.writer.shape(self.shape, self.origin)  # a search's grows: the writer labels stages with it
+            self.store.prune(now - self.keep_s)
         while runner.state != "stopped":
             gevent.sleep(0.1)
 
+    def _load_stopped(self) -> bool:
+        runner = self.env.runner
+        return runner is not None and runner.state in ("stopped", "stopping", "cleanup") and self.origin is not None
+
+    def _nap(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking once the load stops: the end of a run waits for no tick
+        (half a progress interval per run, on average)."""
+        end = time.perf_counter() + seconds
+        while not self._load_stopped() and (left := end - time.perf_counter()) > 0:
+            gevent.sleep(min(0.1, left))
+
     def requests_done(self) -> bool:
         """Whether ``--max-requests`` requests have their records (so none is in flight any more)."""
-        if self.cfg.max_requests is None:
-            return False
-        statuses = self.store.cols["status"]
-        self._sent += sum(1 for s in itertools.islice(statuses, self._scanned, None) if s != "dropped")
-        self._scanned = len(statuses)
-        return self._sent >= self.cfg.max_requests
+        return self.cfg.max_requests is not None and self.store.sent >= self.cfg.max_requests
 
     def stop_load(self) -> None:
         """Stop the users (and the open-loop dispatchers); the requests in flight may finish."""
@@ -177,7 +212,9 @@ class _Run:
         if self.local is not None:
             self.local.drain(self.cfg.stop_timeout_s)
         self.collect_local(final=True)
-        n = self.flush()
+        n = self.writer.close(self.shape, self.origin)
+        if self.writer.error:
+            emit("error", message=self.writer.error)
         figures = dict(self.local.figures()) if self.local else {}
         for wf in self.worker_figures.values():
             for k, v in wf.items():
@@ -191,6 +228,7 @@ class _Run:
             "final",
             records_written=n,
             received=self.store.received,
+            recent_records=len(self.store),  # what this process still held: bounded by keep_s, not the run
             announced=self.store.announced,
             missing=self.store.missing(),
             interrupted=self.interrupted,
@@ -242,10 +280,10 @@ def warm_stop_path() -> None:
     inspect.getframeinfo(inspect.stack()[0][0])
 
 
-def run_local(cfg: LoadgenConfig) -> None:
+def run_local(cfg: LoadgenConfig, keep_s: float = _KEEP_S) -> None:
     holder = ProcessHolder(LoadgenProcess(cfg, "local", 0, quota=cfg.max_requests))
     env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
-    run = _Run(cfg, env, RunStore(), holder.proc)
+    run = _Run(cfg, env, holder.proc, keep_s)
     shape = run.locust_shape(1)
     env.user_classes, env.shape_class = [make_user_classes(holder, _fire(env, holder))[shape_kind(cfg)]], shape
     runner = env.create_local_runner()
@@ -263,10 +301,10 @@ def run_local(cfg: LoadgenConfig) -> None:
         csv.close_files()
 
 
-def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> None:
+def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int, keep_s: float = _KEEP_S) -> None:
     env = Environment(host=cfg.target_url, stop_timeout=cfg.stop_timeout_s)
     holder = ProcessHolder()
-    run = _Run(cfg, env, RunStore(), None)
+    run = _Run(cfg, env, None, keep_s)
     shape = run.locust_shape(expect)
     env.user_classes, env.shape_class = [make_user_classes(holder, _fire(env, holder))[shape_kind(cfg)]], shape
     runner = env.create_master_runner(bind_host, port)
@@ -275,7 +313,7 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int) -> No
 
     def on_records(environment: Environment, msg: Any, **_: Any) -> None:
         data = msg.data
-        run.store.extend(data["worker"], data["batch"])
+        run.accept(data["worker"], data["batch"])
         run.offsets[data["worker"]] = data["clock_offset_s"]
         if data["batch"]["final"]:
             run.worker_figures[data["worker"]] = data["figures"]
@@ -384,8 +422,8 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # the Parquet writer thread holds the GIL while it builds tables; hand it back to the gevent
-    # loop (which timestamps tokens) within 0.5 ms instead of the default 5 ms
+    # a thread of this process (gevent's threadpool: DNS) that holds the GIL hands it back to the
+    # gevent loop, which timestamps tokens, within 0.5 ms instead of the default 5 ms
     sys.setswitchinterval(0.0005)
     ap = argparse.ArgumentParser(prog="python -m loadgen.runner", description="satscope's Locust process")
     ap.add_argument("--role", choices=("local", "master", "worker"), default="local")
@@ -395,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--master-port", type=int, default=5557)
     ap.add_argument("--expect-workers", type=int, default=1)
     ap.add_argument("--worker-name", default=None)
+    ap.add_argument("--keep-recent-s", type=float, default=_KEEP_S, help="recent records kept here (local, master)")
     args = ap.parse_args(argv)
     if args.role == "worker":
         run_worker(args.master_host, args.master_port, args.worker_name)
@@ -402,9 +441,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = LoadgenConfig.load(args.config)
     Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     if args.role == "local":
-        run_local(cfg)
+        run_local(cfg, args.keep_recent_s)
     else:
-        run_master(cfg, args.master_bind_host, args.master_port, args.expect_workers)
+        run_master(cfg, args.master_bind_host, args.master_port, args.expect_workers, args.keep_recent_s)
     os._exit(0)  # Locust leaves greenlets (zmq, stats) behind; everything is written by now
 
 

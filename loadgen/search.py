@@ -11,6 +11,11 @@ requests it dispatched (``level_figures``) and :func:`judge` decides, with the k
 - closed loop: saturated when its throughput gain over the best lower level is under
   ``min_efficiency`` × its load gain while a tail latency (TTFT or E2E p99 from the intended send)
   rose by ``min_latency_rise`` × and ``min_latency_rise_s``;
+- open loop: saturated when it did not serve what it dispatched beyond the count noise (the
+  open-loop rule ``reports._knee.served``: the dispatchers' own count of what they dispatched in
+  the span, dropped dispatches included, against the requests completed ok in it);
+- SLO search (``--slo``): a level is bad when the share of its requests that met every SLO is under
+  ``attainment`` (open loop: or when it was not served); the bracket is then the max goodput load;
 - a level with fewer than ``MIN_COMPLETED`` completions is too few to decide: it runs once more.
 
 :class:`SearchRun` drives it on elapsed time, as the Locust shape's ``tick()`` asks.
@@ -24,13 +29,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadgen.shapes import Shape, Stage
+from reports._goodput import Slos
 from reports._thresholds import THRESHOLDS, Thresholds
 from satscope.errors import SatscopeError
 from satscope.quantile import quantile
 from satscope.search_file import SearchFile, SearchLevel
 
 __all__ = ["MAX_LEVELS", "MIN_COMPLETED", "LevelFigures", "Search", "SearchRun", "SearchSettings", "judge",
-           "level_figures"]  # fmt: skip
+           "judge_open", "judge_slo", "level_figures"]  # fmt: skip
 
 MIN_COMPLETED = 5  # completions a level needs before its throughput and p99 mean anything
 SETTLE_SHARE = 0.25  # the first quarter of a level is left out: the last level's queue drains then
@@ -40,7 +46,8 @@ MAX_LEVELS = 12  # a hard stop whatever the budget
 @dataclass(slots=True, frozen=True)
 class SearchSettings:
     """The search flags: ``--start-load``, ``--users``/``--rate`` (max), ``--stage-duration``,
-    ``--precision``, ``--budget``."""
+    ``--precision``, ``--budget``; with ``--slo`` (``slos``: ``Slos.as_dict()``) the search looks for
+    the highest load whose SLO attainment is at least ``attainment`` (``--slo-attainment``)."""
 
     kind: str  # closed or open
     start_load: float
@@ -49,8 +56,13 @@ class SearchSettings:
     precision: float = 0.1
     budget_s: float = 60.0
     spawn_rate: float | None = None
+    slos: dict[str, float | None] | None = None
+    attainment: float = 0.99
 
     def __post_init__(self) -> None:
+        if not 0 < self.attainment <= 1:
+            raise SatscopeError(f"--slo-attainment must be in (0, 1], got {self.attainment:g}",
+                                "the share of requests meeting every --slo, e.g. --slo-attainment 0.99")  # fmt: skip
         if not self.precision > 0:
             raise SatscopeError(f"--precision must be > 0, got {self.precision:g}",
                                 "the relative width of the final bracket, e.g. --precision 0.1")  # fmt: skip
@@ -69,6 +81,12 @@ class SearchSettings:
     def whole(self) -> bool:
         return self.kind == "closed"
 
+    @property
+    def slo(self) -> Slos | None:
+        """The SLOs the search judges attainment by; None: it looks for the saturation point."""
+        slos = Slos(**self.slos) if self.slos else None
+        return slos if slos is not None and slos.given else None
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -86,38 +104,74 @@ class LevelFigures:
     output_tokens_per_s: float
     ttft_p99_s: float | None  # from the intended send
     e2e_p99_s: float | None  # from the intended send
+    e2e_p50_s: float | None = None  # from the intended send: the lowest level's is the unloaded request time
+    ended: int = 0  # requests that ended inside the span, whatever their status (dropped ones excluded)
+    dropped: int = 0  # dispatches dropped inside the span (--max-in-flight)
+    dispatched: int | None = None  # open loop: dispatches in the span (dropped ones included), by the dispatchers
+    slo_judged: int = 0  # requests whose SLO attainment was judged (dispatched in the level, after the backlog)
+    slo_met: int = 0  # of those, ok and within every SLO
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.finished if self.finished else 0.0
 
     @property
+    def dispatched_per_s(self) -> float | None:
+        """Open loop: requests dispatched per second over the span (dropped ones included)."""
+        return None if self.dispatched is None else self.dispatched / self.span_s
+
+    @property
+    def attainment(self) -> float | None:
+        return self.slo_met / self.slo_judged if self.slo_judged else None
+
+    @property
     def throughput(self) -> float:
         return self.output_tokens_per_s if self.output_tokens_per_s > 0 else self.requests_per_s
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "error_rate": self.error_rate}
+        extra = {"dispatched_per_s": self.dispatched_per_s, "attainment": self.attainment}
+        return {**asdict(self), "error_rate": self.error_rate, **extra}
 
 
-def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, end_s: float,
-                  measured_to_s: float) -> LevelFigures:  # fmt: skip
+def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, end_s: float, measured_to_s: float,
+                  dispatched: Callable[[float, float], int] | None = None, slos: Slos | None = None,
+                  ) -> LevelFigures:  # fmt: skip
     """Figures of the level that ran from ``start_s`` to ``end_s`` (monotonic seconds) from request
     columns (``loadgen.records`` names), its first ``SETTLE_SHARE`` left out (requests queued by the
     level before still finish then). ``measured_to_s``: records are complete up to here (a master's
-    batches arrive up to a second late), so throughput counts completions up to it."""
+    batches arrive up to a second late), so throughput counts completions up to it.
+
+    ``dispatched(a, b)`` (open loop) counts the dispatches intended in ``[a, b)``: requests still in
+    flight have no record yet, so the records cannot say what was dispatched. With ``slos``, the
+    requests dispatched in the level are judged against them, from the end of the last earlier
+    request known (a backlog the levels before left is not this level's doing) when that leaves
+    ``MIN_COMPLETED`` of them, else from the span's start. ITL is a request's mean gap,
+    ``(end − first token) / (chunks − 1)``."""
+    level_start = start_s
     start_s += SETTLE_SHARE * (end_s - start_s)
     span = max(measured_to_s - start_s, 1e-9)
-    completed, tokens, finished, errors = 0, 0, 0, 0
+    completed, tokens, finished, errors, ended, dropped = 0, 0, 0, 0, 0, 0
     ttft: list[float] = []
     e2e: list[float] = []
+    backlog_end = -math.inf
+    mine: list[tuple[float, bool]] = []  # requests dispatched in the level: intended start, met every SLO
     for intended, first, end, status, out, chunks in zip(
         cols["intended_start"], cols["first_token"], cols["end"], cols["status"], cols["output_tokens"],
         cols["output_chunks"], strict=True,
     ):  # fmt: skip
         ok = status == "ok"
+        if start_s <= end < measured_to_s:
+            if status == "dropped":
+                dropped += 1
+            else:
+                ended += 1
         if ok and start_s <= end < measured_to_s:
             completed += 1
             tokens += out if out is not None else chunks
+        if intended < level_start and status != "dropped":
+            backlog_end = max(backlog_end, end)
+        if slos is not None and level_start <= intended < end_s:
+            mine.append((intended, ok and _meets(slos, intended, first, end, chunks)))
         if not start_s <= intended < end_s or status == "dropped":
             continue
         finished += 1
@@ -127,8 +181,25 @@ def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, e
         e2e.append(end - intended)
         if first is not None:
             ttft.append(first - intended)
-    return LevelFigures(load, span, completed, finished, errors, completed / span, tokens / span,
-                        quantile(sorted(ttft), 0.99), quantile(sorted(e2e), 0.99))  # fmt: skip
+    judged = [met for intended, met in mine if intended >= max(start_s, backlog_end)]
+    if len(judged) < MIN_COMPLETED:
+        judged = [met for intended, met in mine if intended >= start_s]
+    e2e.sort()
+    return LevelFigures(
+        load, span, completed, finished, errors, completed / span, tokens / span, quantile(sorted(ttft), 0.99),
+        quantile(e2e, 0.99), quantile(e2e, 0.5), ended, dropped,
+        None if dispatched is None else dispatched(start_s, measured_to_s),
+        len(judged), sum(judged),
+    )  # fmt: skip
+
+
+def _meets(slos: Slos, intended: float, first: float | None, end: float, chunks: int) -> bool:
+    """An ok request within every SLO given (TTFT and E2E from the intended send), as ``reports._goodput``."""
+    if slos.ttft_s is not None and (first is None or first - intended > slos.ttft_s):
+        return False
+    if slos.itl_s is not None and chunks > 1 and first is not None and (end - first) / (chunks - 1) > slos.itl_s:
+        return False
+    return slos.e2e_s is None or end - intended <= slos.e2e_s
 
 
 def _latency_rose(now: LevelFigures, before: LevelFigures, t: Thresholds) -> str | None:
@@ -158,6 +229,51 @@ def judge(level: LevelFigures, lower: Sequence[LevelFigures], t: Thresholds = TH
     return False, figures + ("" if rose else ", tail latency did not rise")
 
 
+def judge_open(level: LevelFigures, lower: Sequence[LevelFigures], t: Thresholds = THRESHOLDS) -> tuple[bool, str]:
+    """Open loop: (saturated, why) by errors and the report's served rule (``reports._knee.served``):
+    the level's shortfall, what it dispatched minus what it served, is over (1 − ``served_share``) of
+    what it dispatched and over the count noise 2√(1 + rate × the unloaded request time) (the
+    lowest level's median E2E)."""
+    import pandas as pd
+
+    from reports._knee import count_noise, served
+
+    if level.dispatched == 0:
+        return False, "nothing dispatched in the span: too low a rate for the level (raise --stage-duration)"
+    if level.finished == 0 and level.completed == 0 and level.dropped == 0:
+        return True, "no request finished"
+    if level.error_rate >= t.error_rate:
+        return True, f"errors {level.error_rate:.0%} of {level.finished} ≥ {t.error_rate:.0%}"
+    dispatched = level.dispatched_per_s
+    if dispatched is None:  # no count from the dispatchers: what ended and was dropped is all that is known
+        dispatched = (level.ended + level.dropped) / level.span_s
+    unloaded = [x for x in [*lower, level] if x.e2e_p50_s is not None]
+    request_s = min(unloaded, key=lambda x: x.load).e2e_p50_s if unloaded else 0.0
+    row = pd.DataFrame({"dispatched_per_s": [dispatched], "served_per_s": [level.requests_per_s],
+                        "span_s": [level.span_s], "request_s": [request_s]})  # fmt: skip
+    sent = dispatched * level.span_s
+    short = sent - level.completed
+    allowed = max((1.0 - t.served_share) * sent, float(count_noise(row).iloc[0]))
+    figures = (f"served {level.requests_per_s:.3g} of {dispatched:.3g} req/s dispatched (short {short:.1f} "
+               f"requests, noise allows {allowed:.1f})")  # fmt: skip
+    return (False, figures) if bool(served(row).iloc[0]) else (True, figures)
+
+
+def judge_slo(level: LevelFigures, settings: SearchSettings, lower: Sequence[LevelFigures] = ()) -> tuple[bool, str]:
+    """SLO search: (bad, why): attainment under the target (open loop: or the level was not served)."""
+    attainment = level.attainment
+    if attainment is None:
+        return True, "no request of the level to judge"
+    figures = f"SLO attainment {attainment:.1%} of {level.slo_judged} (target {settings.attainment:.1%})"
+    if attainment < settings.attainment:
+        return True, figures
+    if settings.kind == "open":
+        saturated, why = judge_open(level, lower)
+        if saturated:
+            return True, f"{figures}, but not served: {why}"
+    return False, figures
+
+
 @dataclass(slots=True)
 class Search:
     """The decisions so far and the next load: doubling, then bisection (no clock)."""
@@ -175,7 +291,12 @@ class Search:
             decision: tuple[bool | None, str] = (None, f"{figures.completed} completions < {MIN_COMPLETED}: run again")
         else:
             lower = [f for f, sat, _ in self.levels if sat is False]
-            decision = judge(figures, lower)
+            if self.settings.slo is not None:
+                decision = judge_slo(figures, self.settings, lower)
+            elif self.settings.kind == "open":
+                decision = judge_open(figures, lower)
+            else:
+                decision = judge(figures, lower)
             if decision[0]:
                 self.saturated = figures.load if self.saturated is None else min(self.saturated, figures.load)
             else:
@@ -196,12 +317,13 @@ class Search:
             return self._stop(f"{MAX_LEVELS} levels run")
         if decision is None:
             return last.load
+        slo = s.slo is not None
         if self.saturated is None:
             if self.good is not None and self.good >= s.max_load:
-                return self._stop(f"not saturated up to the maximum {s.max_load:g}")
+                return self._stop(f"{'SLOs met' if slo else 'not saturated'} up to the maximum {s.max_load:g}")
             return min(self._round(2 * (self.good or s.start_load)), s.max_load)
         if self.good is None:
-            return self._stop("saturated already at the start load")
+            return self._stop(f"{'SLOs missed' if slo else 'saturated'} already at the start load")
         lo, hi = self.good, self.saturated
         if hi - lo <= max(s.precision * lo, 1.0 if s.whole else 0.0):
             return self._stop("bracket within the precision")
@@ -220,12 +342,15 @@ class SearchRun:
     """The search on elapsed seconds since the shape started: the load now, the stages run so far.
 
     ``measure(load, start_s, end_s)`` (elapsed seconds) returns the figures of a level that just
-    ended; ``on_level`` hears of every decision (the runner writes ``search.json`` then).
+    ended; ``on_level`` hears of every decision, once the next level is begun or the search is done
+    (the runner writes ``search.json`` then and tells the open-loop dispatchers). With ``lead_s`` a
+    decided level goes on that long before the next begins (a master's dispatchers hear of it first).
     """
 
     search: Search
     measure: Callable[[float, float, float], LevelFigures]
     on_level: Callable[[SearchRun], None] = lambda _run: None
+    lead_s: float = 0.0
     starts_s: list[float] = field(default_factory=list)
     ends_s: list[float] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
@@ -245,16 +370,18 @@ class SearchRun:
         start = self.starts_s[-1]
         if elapsed_s - start < s.stage_duration_s:
             return self.loads[-1]
-        self.ends_s.append(elapsed_s)
+        boundary = elapsed_s + self.lead_s
+        self.ends_s.append(boundary)
         self.search.record(self.measure(self.loads[-1], start, elapsed_s))
         nxt = self.search.next_load()
-        if nxt is not None and elapsed_s + s.stage_duration_s > s.budget_s:
+        if nxt is not None and boundary + s.stage_duration_s > s.budget_s:
             nxt = self.search._stop(f"budget of {s.budget_s:g} s spent")
-        self.on_level(self)
         if nxt is None:
             self.done = True
-            return None
-        return self._begin(elapsed_s, nxt)
+        else:
+            self._begin(boundary, nxt)
+        self.on_level(self)
+        return nxt
 
     def _begin(self, elapsed_s: float, load: float) -> float:
         self.starts_s.append(elapsed_s)

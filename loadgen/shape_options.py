@@ -3,8 +3,9 @@
 ``--users N`` makes a closed loop (N concurrent users), ``--rate R`` an open loop (R requests/s);
 the shape then says how that load moves over ``--duration``. A list of loads (``--users 1,2,4,8``,
 ``--rate geom:0.5:8:5``; ``loadgen.load_list``) is one hold stage per value, each ``--stage-duration``
-long (default: ``--duration`` shared equally). ``--shape search`` (closed loop) decides its levels as
-it runs (``loadgen.search``): its shape here is only the envelope, the maximum load for the budget.
+long (default: ``--duration`` shared equally). ``--shape search`` (users or rate; with ``--slo`` the
+SLO search) decides its levels as it runs (``loadgen.search``): its shape here is only the envelope,
+the maximum load for the budget.
 """
 
 from __future__ import annotations
@@ -41,13 +42,12 @@ class ShapeOptions:
     stage_duration_s: float | None = None  # each level's stage; default duration_s / len(levels)
     precision: float = 0.1  # search: relative width of the final bracket
     budget_s: float | None = None  # search: seconds of load in all (default duration_s)
+    slos: tuple[str, ...] = ()  # search: --slo KEY=VALUE: search the max goodput load instead of saturation
+    slo_attainment: float = 0.99  # search with --slo: the share of requests that must meet every SLO
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
             raise SatscopeError(f"shape {self.shape!r} unknown", f"use one of {', '.join(SHAPES)}")
-        if self.shape == "search" and self.rate is not None:
-            raise SatscopeError("--shape search is closed loop only for now (the open-loop schedule is fixed "
-                                "before the load starts)", "use --users MAX, or --rate with a list of rates")
         if self.levels and self.shape not in ("constant", "step"):
             flag = "--users" if self.users is not None else "--rate"
             raise SatscopeError(f"a list of loads ({flag}) makes one stage per value; --shape {self.shape} takes one",
@@ -86,6 +86,7 @@ _SHAPE_FLAGS: dict[str, tuple[str, ...]] = {
     "--start-load": ("ramp", "step", "spike", "search"),
     "--precision": ("search",),
     "--budget": ("search",),
+    "--slo-attainment": ("search",),
     "--amplitude": ("sine",),
     "--period": ("sine",),
     "--stages": ("stages",),
@@ -111,6 +112,9 @@ def check_flag_combination(shape: str, closed_loop: bool, given: set[str], load_
             raise SatscopeError("give --duration (all levels) or --stage-duration (each level), not both",
                                 "e.g. --stage-duration 30")  # fmt: skip
     elif shape == "search":
+        if "--slo-attainment" in given and "--slo" not in given:
+            raise SatscopeError("--slo-attainment is the share of requests that must meet the --slo bounds",
+                                "add --slo, e.g. --slo ttft=0.5")  # fmt: skip
         if "--duration" in given and "--budget" in given:
             raise SatscopeError("give --duration or --budget (both are the search's seconds of load), not both",
                                 "e.g. --budget 120")  # fmt: skip
@@ -173,12 +177,17 @@ def search_settings(o: ShapeOptions) -> SearchSettings | None:
     """The search's settings for ``--shape search``; None for every other shape."""
     if o.shape != "search":
         return None
+    from reports._goodput import parse_slos
+
+    slos = parse_slos(list(o.slos)) if o.slos else None
     return SearchSettings(
-        kind="closed",
+        kind="closed" if o.users is not None else "open",
         start_load=o.start_load,
-        max_load=float(o.users),  # type: ignore[arg-type]
+        max_load=float(o.users if o.users is not None else o.rate),  # type: ignore[arg-type]
         stage_duration_s=o.stage_duration_s or (o.budget_s or o.duration_s) / _SEARCH_LEVELS,
         precision=o.precision,
         budget_s=o.budget_s or o.duration_s,
         spawn_rate=o.spawn_rate,
+        slos=slos.as_dict() if slos is not None and slos.given else None,
+        attainment=o.slo_attainment,
     )

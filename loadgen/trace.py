@@ -5,8 +5,10 @@ divided by ``--speedup``), ``input_length`` and ``output_length`` (tokens) and `
 prompt's blocks of ``--trace-block-tokens`` tokens (512 in the Mooncake traces): two requests that
 share a hash id share that block of prompt text, so the server's prefix cache sees the trace's
 structure. A block's text is a run of vocabulary words drawn from the seed and the hash id, the same
-in every request that uses it; the last block is cut to the request's length. Pure: the dispatcher
-in ``loadgen/_process.py`` sends each request at its time.
+in every request that uses it; the last block is cut to the request's length (with ``--tokenizer``,
+blocks and prompts are exact token counts: ``loadgen/tokenizer.py``). Pure: the dispatcher in
+``loadgen/_process.py`` sends each request at its time. With ``--workers N`` each load-generator
+process replays every N-th request (:func:`trace_part`), at the trace's own times.
 """
 
 from __future__ import annotations
@@ -15,19 +17,30 @@ import json
 import random
 from collections import OrderedDict
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from satscope.errors import SatscopeError
 
-__all__ = ["TracePrompts", "TraceRequest", "check_trace_flags", "load_mooncake", "replay_envelope"]
+if TYPE_CHECKING:
+    from loadgen.tokenizer import WordCosts
+
+__all__ = [
+    "TracePrompts",
+    "TraceRequest",
+    "check_replay_flags",
+    "check_trace_flags",
+    "load_mooncake",
+    "replay_envelope",
+    "trace_part",
+]
 
 _CACHED_BLOCKS = 4096  # block texts kept (an LRU): a long trace has more distinct hash ids than that
 _TAIL_S = 1.0  # the replay's stage lasts this long past the last request's time
-# flags a replay would ignore: the trace sets the load, its times and its sessions-free requests
+# flags a replay would ignore: the trace sets the load and its times, and its requests are the file's
 _NOT_WITH_A_TRACE = (
     "--users", "--rate", "--duration", "--shape", "--stage-duration", "--start-load", "--steps", "--amplitude",
     "--period", "--stages", "--spawn-rate", "--arrival", "--cv", "--precision", "--budget", "--turns",
-    "--think-time", "--workers", "--master",
+    "--think-time",
 )  # fmt: skip
 
 
@@ -74,18 +87,31 @@ def load_mooncake(path: str | Path) -> list[TraceRequest]:
 class TracePrompts:
     """Prompt text for trace requests: the words of each hash id's block, the same wherever it appears."""
 
-    def __init__(self, seed: int, block_tokens: int, tokens_per_word: float, vocabulary: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        block_tokens: int,
+        tokens_per_word: float,
+        vocabulary: tuple[str, ...],
+        costs: WordCosts | None = None,
+        overhead_tokens: int = 0,
+    ) -> None:
         if block_tokens < 1:
             raise SatscopeError(f"--trace-block-tokens {block_tokens} must be >= 1", "the traces' blocks: 512")
         self._seed = seed
         self._block_tokens = block_tokens
         self._tokens_per_word = tokens_per_word
         self._vocabulary = vocabulary
+        self._costs = costs  # --tokenizer: blocks of exactly block_tokens tokens, prompts of exactly input_tokens
+        self._overhead = overhead_tokens  # what the target adds to every prompt (the tokenizer's BOS)
         self._blocks: OrderedDict[int, list[str]] = OrderedDict()
         self._unique = random.Random(f"{seed}/trace-unique")
 
     def prompt(self, request: TraceRequest) -> str:
         """``input_tokens`` worth of words: one block per hash id, the last one cut to the length."""
+        if self._costs is not None:
+            lead = [w for hash_id in request.hash_ids for w in self._exact_block(hash_id)]
+            return " ".join(self._costs.prompt_words(self._unique, request.input_tokens - self._overhead, lead))
         if not request.hash_ids:
             return " ".join(self._unique.choice(self._vocabulary) for _ in range(self._words(request.input_tokens)))
         parts = []
@@ -97,6 +123,18 @@ class TracePrompts:
 
     def _words(self, tokens: int) -> int:
         return max(1, round(tokens / self._tokens_per_word))
+
+    def _exact_block(self, hash_id: int) -> list[str]:
+        """The hash id's block as words worth exactly ``block_tokens`` tokens (after a space)."""
+        assert self._costs is not None
+        block = self._blocks.get(hash_id)
+        if block is None:
+            block = self._costs.fill(random.Random(f"{self._seed}/block/{hash_id}"), self._block_tokens)
+            self._blocks[hash_id] = block
+        self._blocks.move_to_end(hash_id)
+        if len(self._blocks) > _CACHED_BLOCKS:
+            self._blocks.popitem(last=False)
+        return block
 
     def _block(self, hash_id: int, words: int) -> list[str]:
         """The first ``words`` words of the hash id's block (a fixed sequence: shorter cuts are its prefixes)."""
@@ -111,19 +149,57 @@ class TracePrompts:
         return block[:words]
 
 
-def check_trace_flags(given: set[str]) -> None:
-    """SatscopeError for a flag that a trace replay would ignore (``given``: the flags typed)."""
+def check_replay_flags(given: set[str], has_dataset: bool, dataset_format: str, fixed_schedule: bool) -> bool:
+    """SatscopeError for a replay's flag out of place (``given``: the flags typed); True when the run
+    replays its dataset at the file's times (a mooncake trace, or ``--fixed-schedule``)."""
+    from loadgen.conversations_file import SESSION_FORMATS
+
+    if fixed_schedule and (not has_dataset or dataset_format == "mooncake"):
+        raise SatscopeError("--fixed-schedule replays a --dataset whose lines carry a timestamp",
+                            "add --dataset FILE (a mooncake trace keeps its schedule without the flag)")  # fmt: skip
+    replay = has_dataset and (dataset_format == "mooncake" or fixed_schedule)
+    if replay:
+        check_trace_flags(given, sessions=dataset_format in SESSION_FORMATS)
+        if "--trace-block-tokens" in given and dataset_format != "mooncake":
+            raise SatscopeError("--trace-block-tokens is for a mooncake trace", "drop --trace-block-tokens")
+    elif "--speedup" in given or "--trace-block-tokens" in given:
+        raise SatscopeError("--speedup and --trace-block-tokens are for a trace replay",
+                            "add --dataset TRACE.jsonl --dataset-format mooncake (or --fixed-schedule)")  # fmt: skip
+    return replay
+
+
+def check_trace_flags(given: set[str], sessions: bool = False) -> None:
+    """SatscopeError for a flag that a replay would ignore (``given``: the flags typed); ``sessions``:
+    the replay's lines are sessions, whose turns are ``--think-time`` apart."""
     for flag in _NOT_WITH_A_TRACE:
-        if flag in given:
-            why = "runs in one load-generator process" if flag in ("--workers", "--master") else "sets the load"
-            raise SatscopeError(f"{flag} is ignored by a trace replay: the trace {why}", f"drop {flag}")
+        if flag in given and not (sessions and flag == "--think-time"):
+            raise SatscopeError(f"{flag} is ignored by a trace replay: the file's times set the load", f"drop {flag}")
 
 
-def replay_envelope(path: str | Path, speedup: float) -> tuple[str, float]:
-    """The open-loop stage that holds a replay: (``--rate`` as text: the trace's mean rate, ``--duration``:
-    the last request's time after ``speedup`` plus a second)."""
+def trace_part(worker: str, parts: int) -> int:
+    """Which of ``parts`` load-generator processes ``worker`` is: ``local`` (one process) is 0, and
+    workers are named ``w0`` … ``w{parts-1}`` (the local workers by `satscope run`, remote ones by the
+    master); process k replays the requests k, k + parts, k + 2 parts, … of the schedule."""
+    if parts <= 1:
+        return 0
+    index = worker[1:]
+    if not (worker.startswith("w") and index.isdigit() and int(index) < parts):
+        raise SatscopeError(f"worker {worker!r} has no place among the replay's {parts} processes",
+                            "let `satscope run --workers N` or the master name the workers")  # fmt: skip
+    return int(index)
+
+
+def replay_envelope(path: str | Path, speedup: float, fmt: str = "mooncake") -> tuple[str, float]:
+    """The open-loop stage that holds a replay: (``--rate`` as text: the file's mean rate, ``--duration``:
+    the last request's time after ``speedup`` plus a second). ``fmt``: ``mooncake``, or the format of a
+    ``--fixed-schedule`` dataset (``loadgen/schedule_file.py``)."""
     if not speedup > 0:
         raise SatscopeError(f"--speedup {speedup:g} must be > 0", "e.g. --speedup 10 replays 10x faster")
-    trace = load_mooncake(path)
-    duration = trace[-1].at_s / speedup + _TAIL_S
-    return f"{len(trace) / duration:.6g}", duration
+    if fmt == "mooncake":
+        times = [r.at_s for r in load_mooncake(path)]
+    else:
+        from loadgen.schedule_file import load_schedule
+
+        times = [line.at_s for line in load_schedule(path, fmt)]
+    duration = times[-1] / speedup + _TAIL_S
+    return f"{len(times) / duration:.6g}", duration

@@ -8,7 +8,10 @@ built from short common words, and ``loadgen/calibrate.py`` measures the target'
 and its fixed overhead (chat template) so that a prompt of ``input_len`` tokens is what the server
 counts. Every synthetic prompt starts (after its shared prefix, if the workload has one) with a
 lead-in of :data:`LEAD_IN_WORDS` words that no other prompt of the process has, so prompts never
-share more than a few words unless the workload asks for shared prefixes.
+share more than a few words unless the workload asks for shared prefixes. With ``--tokenizer`` (the
+target's own tokenizer, ``loadgen/tokenizer.py``) there is no calibration: words are counted once
+before the load, every synthetic prompt is exactly ``input_len`` tokens, and dataset prompts are
+counted for ``input_tokens``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from loadgen.conversation import ThinkTime
-from loadgen.conversations_file import SESSION_FORMATS, Conversation, load_conversations
+from loadgen.conversations_file import SESSION_FORMATS, Conversation, first_exchange, load_conversations
 from loadgen.distributions import DISTRIBUTIONS, draw
-from loadgen.trace import TracePrompts, load_mooncake
+from loadgen.schedule_file import load_schedule
+from loadgen.tokenizer import PromptTokenizer, WordCosts, load_prompt_tokenizer
+from loadgen.trace import TracePrompts, TraceRequest, load_mooncake, trace_part
 from satscope.errors import SatscopeError
 
 __all__ = [
@@ -162,7 +167,10 @@ class WorkloadConfig:
     ``messages``: ``loadgen/conversations_file.py``); ``turns`` > 1 makes every synthetic request a
     turn of a session (``loadgen/conversation.py``). A session's turns are ``think_time`` apart.
     ``mooncake`` is a trace to replay (``loadgen/trace.py``): its times ``speedup`` times faster, its
-    prompts built of shared blocks of ``trace_block_tokens``."""
+    prompts built of shared blocks of ``trace_block_tokens``; ``fixed_schedule`` replays any other
+    dataset whose lines carry a ``timestamp`` the same way (``loadgen/schedule_file.py``).
+    ``tokenizer``: the target's tokenizer.json, for exact prompt lengths (``prompt_overhead_tokens``
+    is then its special tokens on completions, 0 on chat)."""
 
     input_len: LengthDist = LengthDist("fixed", 128)
     output_len: LengthDist = LengthDist("fixed", 128)
@@ -178,8 +186,15 @@ class WorkloadConfig:
     dataset_format: str = "sharegpt"  # or one of SESSION_FORMATS, or mooncake (a trace to replay)
     speedup: float = 1.0  # mooncake: the trace's times are divided by this
     trace_block_tokens: int = 512  # mooncake: tokens per hash id (prompt block)
+    fixed_schedule: bool = False  # the dataset's lines are sent at their ``timestamp`` (ms)
+    tokenizer: str | None = None  # a tokenizer.json: exact prompt lengths, no calibration
 
     def __post_init__(self) -> None:
+        if self.fixed_schedule and (self.dataset is None or self.dataset_format == "mooncake"):
+            raise SatscopeError(
+                "--fixed-schedule replays a --dataset whose lines carry a timestamp",
+                "add --dataset FILE (a mooncake trace keeps its schedule without the flag)",
+            )
         if not (self.speedup > 0 and math.isfinite(self.speedup)):
             raise SatscopeError(f"--speedup {self.speedup:g} must be > 0", "e.g. --speedup 10 replays 10x faster")
         if self.trace_block_tokens < 1:
@@ -189,8 +204,10 @@ class WorkloadConfig:
         if self.turns < 1:
             raise SatscopeError(f"--turns {self.turns}: a session has at least one turn", "e.g. --turns 4")
         if self.turns > 1 and self.dataset is not None:
-            raise SatscopeError("--turns makes synthetic sessions; a --dataset sends its own prompts",
-                                "drop one of --turns and --dataset")
+            raise SatscopeError(
+                "--turns makes synthetic sessions; a --dataset sends its own prompts",
+                "drop one of --turns and --dataset",
+            )
         if not 0.05 <= self.tokens_per_word <= 64:
             raise SatscopeError(f"tokens_per_word={self.tokens_per_word} is implausible", "expected 0.05 to 64")
         if self.prefix_groups < 0 or self.prefix_tokens < 0:
@@ -214,12 +231,14 @@ class WorkloadConfig:
             "dataset_format": self.dataset_format,
             "speedup": self.speedup,
             "trace_block_tokens": self.trace_block_tokens,
+            "fixed_schedule": self.fixed_schedule,
+            "tokenizer": self.tokenizer,
         }
 
     @property
     def trace(self) -> bool:
         """Whether the dataset is a trace to replay (its own schedule replaces the arrival process)."""
-        return self.dataset is not None and self.dataset_format == "mooncake"
+        return self.dataset is not None and (self.dataset_format == "mooncake" or self.fixed_schedule)
 
     @property
     def sessions(self) -> bool:
@@ -243,6 +262,8 @@ class WorkloadConfig:
             dataset_format=d.get("dataset_format", "sharegpt"),
             speedup=d.get("speedup", 1.0),
             trace_block_tokens=d.get("trace_block_tokens", 512),
+            fixed_schedule=d.get("fixed_schedule", False),
+            tokenizer=d.get("tokenizer"),
         )
 
 
@@ -270,20 +291,7 @@ def load_sharegpt(path: str | Path) -> list[tuple[str, int | None]]:
         )
     except json.JSONDecodeError as exc:
         raise SatscopeError(f"dataset {p} is not JSON or JSONL: {exc}", "use ShareGPT format") from exc
-    pairs: list[tuple[str, int | None]] = []
-    for entry in entries:
-        turns = entry.get("conversations") or entry.get("conversation") if isinstance(entry, dict) else None
-        if not isinstance(turns, list):
-            continue
-        for i, turn in enumerate(turns):
-            role = turn.get("from", turn.get("role"))
-            if role in ("human", "user"):
-                prompt = str(turn.get("value", turn.get("content", "")))
-                reply = turns[i + 1] if i + 1 < len(turns) else None
-                reply_len = len(str(reply.get("value", reply.get("content", ""))).split()) if reply else None
-                if prompt:
-                    pairs.append((prompt, reply_len or None))
-                break
+    pairs = [pair for pair in (first_exchange(entry) for entry in entries) if pair is not None]
     if not pairs:
         raise SatscopeError(
             f"dataset {p} has no conversations with a human turn",
@@ -300,28 +308,71 @@ class Workload:
         self._rng = random.Random(f"{config.seed}/{stream_id}")
         self._lead_in_base = random.Random(f"{config.seed}/lead-in/{stream_id}").randrange(_LEAD_IN_SPACE)
         self._seq = 0
+        tokenizer = None if config.tokenizer is None else load_prompt_tokenizer(config.tokenizer)
+        self._costs = None if tokenizer is None else WordCosts(tokenizer, _WORDS)
+        self._overhead = round(config.prompt_overhead_tokens)  # with a tokenizer: its BOS on completions
         prefix_rng = random.Random(f"{config.seed}/prefixes")  # same groups in every process
         self._prefixes = [self._words(prefix_rng, config.prefix_tokens) for _ in range(config.prefix_groups)]
-        conversations = config.dataset is not None and config.dataset_format in SESSION_FORMATS
-        sharegpt = config.dataset is not None and config.dataset_format == "sharegpt"
-        self._dataset = load_sharegpt(config.dataset) if config.dataset and sharegpt else None
+        fixed = config.trace and config.dataset_format != "mooncake"
+        conversations = config.dataset is not None and config.dataset_format in SESSION_FORMATS and not fixed
+        sharegpt = config.dataset is not None and config.dataset_format == "sharegpt" and not fixed
+        self._dataset = self._counted(load_sharegpt(config.dataset), tokenizer) if config.dataset and sharegpt else None
         if self._dataset:
             self._rng.shuffle(self._dataset)
         self._conversations = load_conversations(config.dataset, config.dataset_format) if conversations else None
         if self._conversations:
             self._rng.shuffle(self._conversations)
         self._next = 0
+        # a replay's whole schedule, read before the load: (time before --speedup, request or None for a session)
+        self._schedule: list[tuple[float, RequestSpec | _TraceSpec | None]] = []
+        self._scheduled_sessions: list[Conversation] = []
+        if config.trace and config.dataset is not None:
+            self._schedule, self._scheduled_sessions = self._load_schedule(tokenizer)
 
-    def trace_requests(self) -> Iterator[tuple[float, RequestSpec]] | None:
-        """A trace's requests as (intended send time in seconds after the replay's start, request);
-        None when the workload is not a trace."""
+    def _counted(self, pairs: list[tuple[str, int | None]], tokenizer: PromptTokenizer | None) -> list[_Prompt]:
+        """Dataset prompts with their token counts as the target counts them (None without a tokenizer)."""
+        counts = tokenizer.count_batch([p for p, _ in pairs]) if tokenizer else [None] * len(pairs)
+        return [
+            (p, reply, None if n is None else n + self._overhead) for (p, reply), n in zip(pairs, counts, strict=True)
+        ]
+
+    def _load_schedule(
+        self, tokenizer: PromptTokenizer | None
+    ) -> tuple[list[tuple[float, RequestSpec | _TraceSpec | None]], list[Conversation]]:
         cfg = self.config
-        if not cfg.trace or cfg.dataset is None:
+        assert cfg.dataset is not None
+        if cfg.dataset_format == "mooncake":
+            prompts = TracePrompts(cfg.seed, cfg.trace_block_tokens, cfg.tokens_per_word, _WORDS, self._costs,
+                                   self._overhead)  # fmt: skip
+            trace = load_mooncake(cfg.dataset)
+            # prompts are built when the dispatcher reaches them (words only, no tokenizing)
+            return [(r.at_s, _TraceSpec(prompts, r)) for r in trace], []
+        lines = load_schedule(cfg.dataset, cfg.dataset_format)
+        if cfg.dataset_format in SESSION_FORMATS:
+            return [(line.at_s, None) for line in lines], [line.conversation for line in lines if line.conversation]
+        requests = self._counted([line.request for line in lines if line.request is not None], tokenizer)
+        return [
+            (line.at_s, RequestSpec(prompt, n, reply if reply is not None else cfg.output_len.sample(self._rng)))
+            for line, (prompt, reply, n) in zip(lines, requests, strict=True)
+        ], []
+
+    def trace_requests(
+        self, worker: str = "local", parts: int = 1
+    ) -> Iterator[tuple[float, RequestSpec | None]] | None:
+        """A replay's requests as (intended send time in seconds after the replay's start, request, or
+        None for a session that starts then: :meth:`next_conversation` gives them in the same order);
+        None when the workload is not a replay. Of ``parts`` load-generator processes, ``worker``
+        (``loadgen/trace.py`` :func:`trace_part`) takes every ``parts``-th request, at its own time."""
+        cfg = self.config
+        if not cfg.trace:
             return None
-        trace = load_mooncake(cfg.dataset)
-        prompts = TracePrompts(cfg.seed, cfg.trace_block_tokens, cfg.tokens_per_word, _WORDS)
+        part = trace_part(worker, parts)
+        if self._scheduled_sessions:
+            self._conversations = self._scheduled_sessions[part::parts]
+            self._next = 0
         return (
-            (r.at_s / cfg.speedup, RequestSpec(prompts.prompt(r), r.input_tokens, r.output_tokens)) for r in trace
+            (at_s / cfg.speedup, spec.build() if isinstance(spec, _TraceSpec) else spec)
+            for at_s, spec in self._schedule[part::parts]
         )
 
     def next_conversation(self) -> tuple[tuple[str, ...], tuple[RequestSpec, ...]] | None:
@@ -340,11 +391,16 @@ class Workload:
     def next_request(self) -> RequestSpec:
         cfg, rng = self.config, self._rng
         if self._dataset is not None:
-            prompt, reply_len = self._dataset[self._next % len(self._dataset)]
+            prompt, reply_len, n_tokens = self._dataset[self._next % len(self._dataset)]
             self._next += 1
             max_tokens = reply_len if reply_len is not None else cfg.output_len.sample(rng)
-            return RequestSpec(prompt=prompt, input_tokens=None, max_tokens=max_tokens)
+            return RequestSpec(prompt=prompt, input_tokens=n_tokens, max_tokens=max_tokens)
         n_in = cfg.input_len.sample(rng)
+        if self._costs is not None:  # exact: the prefix, the lead-in, then words to the length
+            prefix = self._prefixes[rng.randrange(len(self._prefixes))].split() if self._prefixes else []
+            lead = [*prefix, *self._lead_in(LEAD_IN_WORDS).split()]
+            words = self._costs.prompt_words(rng, n_in - self._overhead, lead)
+            return RequestSpec(prompt=" ".join(words), input_tokens=n_in, max_tokens=cfg.output_len.sample(rng))
         # rounded at random, up with the fraction's probability: the mean length is exact
         words = max(1, int((n_in - cfg.prompt_overhead_tokens) / cfg.tokens_per_word + rng.random()))
         parts = []
@@ -369,7 +425,24 @@ class Workload:
         return " ".join(digits[:n_words])
 
     def _words(self, rng: random.Random, n_tokens: int) -> str:
+        if self._costs is not None:
+            return " ".join(self._costs.prompt_words(rng, n_tokens))
         return synthetic_words(rng, max(1, round(n_tokens / self.config.tokens_per_word)))
+
+
+_Prompt = tuple[str, int | None, int | None]  # a dataset prompt, its answer length in words, its tokens
+
+
+class _TraceSpec(NamedTuple):
+    """A trace request whose prompt is built when the dispatcher reaches it (a long trace's prompts
+    would not all fit in memory)."""
+
+    prompts: TracePrompts
+    request: TraceRequest
+
+    def build(self) -> RequestSpec:
+        r = self.request
+        return RequestSpec(self.prompts.prompt(r), r.input_tokens, r.output_tokens)
 
 
 def synthetic_words(rng: random.Random, n: int) -> str:

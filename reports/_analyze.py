@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from reports._bottleneck import Context, attribute
 from reports._client import client_rule
+from reports._curve import curve_block
 from reports._goodput import Slos, add_stage_goodput, good_requests, goodput_block, parse_slos
 from reports._host import host_load
 from reports._knee import find_knee
 from reports._levels import load_levels
+from reports._little import little_block, little_warnings
 from reports._load import RunData, load_run
 from reports._mbu import add_utilization, find_peak
 from reports._percentiles import as_json, percentile_levels
@@ -165,6 +167,9 @@ def _analysis(run: RunData, slo: Slos, window_s: float, warm: Warmup, settings: 
         "sessions": sessions_block(req, (run.manifest.get("config") or {}).get("workload")),
         "replay": replay_block(req, run.manifest.get("config")),
     }
+    summary["curve"] = curve_block(knee.levels, saturation, kind)
+    summary["little"] = little_block(knee.levels, knee.method, req, kind, run.manifest, warm.end_at_s)
+    summary["validity"]["warnings"].extend(little_warnings(summary["little"]))
     summary["verdict"] = verdict_sentence(summary)
     top_errors = [(str(k), int(v)) for k, v in failed.value_counts().head(10).items()]
     return Analysis(

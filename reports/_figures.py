@@ -53,9 +53,15 @@ def _xy(x: Any, y: Any) -> tuple[list[Any], list[Any]]:
 
 
 def throughput_figure(
-    levels: pd.DataFrame, sat: dict[str, Any], load_title: str, fig_id: str = "fig-throughput", name: str = ""
+    levels: pd.DataFrame,
+    sat: dict[str, Any],
+    load_title: str,
+    fig_id: str = "fig-throughput",
+    name: str = "",
+    curve: dict[str, Any] | None = None,
 ) -> Figure:
-    """Output tokens/s (left axis) and req/s (right axis) against offered load, knee marked."""
+    """Output tokens/s (left axis) and req/s (right axis) against offered load, knee marked; with
+    ``curve`` (summary.json's block) the fitted model is drawn beside the measured points."""
     x, tok = _xy(levels["offered_load"], levels["output_tokens_per_s"])
     _, rps = _xy(levels["offered_load"], levels["requests_per_s"])
     data = [
@@ -70,6 +76,7 @@ def throughput_figure(
             "line": {"dash": "dot"},
         },
     ]
+    data += _fitted_traces(curve, max((v for v in x if v is not None), default=0.0), name)
     shapes, notes = [], []
     if sat.get("offered_load") is not None:
         label = "saturation point" if sat.get("found") else "highest load (no knee)"
@@ -106,6 +113,26 @@ def throughput_figure(
         "yaxis2": {"title": {"text": "req/s"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
     }
     return Figure(fig_id, data, layout)
+
+
+def _fitted_traces(curve: dict[str, Any] | None, x_max: float, name: str) -> list[dict[str, Any]]:
+    """The fitted curve of each throughput series as a thin dashed line on the series' axis."""
+    from reports._curve import fitted_line
+
+    model = {"usl": "USL fit", "two_segment": "two-segment fit"}.get((curve or {}).get("model") or "", "fit")
+    out = []
+    for series, axis, label, colour in (
+        ("output_tokens", "y", "output tokens/s", "#1f77b4"),
+        ("requests", "y2", "served req/s" if model == "two-segment fit" else "req/s", "#ff7f0e"),
+    ):
+        line = fitted_line(curve, series, x_max)
+        if line is None:
+            continue
+        x, y = _xy(*line)
+        trace = {"type": "scatter", "mode": "lines", "x": x, "y": y, "name": f"{name}{model} ({label})"}
+        trace |= {"line": {"dash": "dash", "width": 1.5, "color": colour}, "opacity": 0.7}
+        out.append(trace | ({"yaxis": "y2"} if axis == "y2" else {}))
+    return out
 
 
 def latency_figure(levels: pd.DataFrame, load_title: str, fig_id: str = "fig-latency") -> Figure:

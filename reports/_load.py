@@ -20,6 +20,7 @@ from satscope.run_format import (
     REQUESTS_FILE,
     SAMPLES_FILE,
     TOKENS_FILE,
+    read_parquet,
     read_requests_table,
     requests_schema,
     samples_schema,
@@ -119,7 +120,6 @@ def _read_json(path: Path, required: bool) -> dict[str, Any] | None:
 
 def _read_table(path: Path, schema: Any, required: bool) -> pa.Table:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if not path.exists():
         if required:
@@ -131,7 +131,7 @@ def _read_table(path: Path, schema: Any, required: bool) -> pa.Table:
         if path.name == REQUESTS_FILE:  # columns newer than the file get their defaults
             table = read_requests_table(path, read_dictionary=dictionary)
         else:
-            table = pq.read_table(path, columns=schema.names, read_dictionary=dictionary)
+            table = read_parquet(path, schema.names, read_dictionary=dictionary)
     except (OSError, pa.ArrowException, ValueError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReportInputError(

@@ -24,7 +24,8 @@ def replay_block(req: pd.DataFrame, config: dict[str, Any] | None) -> dict[str, 
     """The ``replay`` block of summary.json; None unless the run replayed a trace. ``config`` is
     run.json's ``config``; ``req`` the request frame (``reports/_requests.py``)."""
     workload = (config or {}).get("workload") or {}
-    if workload.get("dataset_format") != "mooncake" or not workload.get("dataset"):
+    replayed = workload.get("dataset_format") == "mooncake" or workload.get("fixed_schedule")
+    if not replayed or not workload.get("dataset"):
         return None
     threshold = float((config or {}).get("late_threshold_s") or _LATE_THRESHOLD_S)
     sent = req[req["sent"]]

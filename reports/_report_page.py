@@ -200,8 +200,8 @@ def report_page(an: Analysis) -> Page:
     sections = [
         Section(
             "Throughput vs offered load",
-            paragraphs=[f"Saturation rule: {s['saturation']['rule']}."],
-            figures=[throughput_figure(an.levels, s["saturation"], lt)],
+            paragraphs=[f"Saturation rule: {s['saturation']['rule']}.", s["curve"]["note"]],
+            figures=[throughput_figure(an.levels, s["saturation"], lt, curve=s["curve"])],
         ),
         *search_section(s),
         *sessions_section(s),

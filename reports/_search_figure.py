@@ -50,8 +50,15 @@ def search_section(summary: dict[str, Any]) -> list[Section]:
     if not search:
         return []
     good, bad = (("none" if v is None else f"{v:g}") for v in (search["good"], search["saturated"]))
+    if search.get("goal") == "slo":
+        from reports._search import slo_text
+
+        found = (f"the max goodput load: last level with {search['attainment']:.0%} of requests within "
+                 f"{slo_text(search['slos'])} {good}, first below it {bad}")  # fmt: skip
+    else:
+        found = f"last good {good}, first saturated {bad}"
     text = (
-        f"{search['levels_run']} levels in {search['wall_s']:.0f} s; last good {good}, first saturated {bad} "
+        f"{search['levels_run']} levels in {search['wall_s']:.0f} s; {found} "
         f"{search['unit']}; stopped: {search['stopped']}. Each level was decided while it ran (docs/loadgen.md, "
         "the search)."
     )

@@ -26,6 +26,7 @@ from satscope._manifest import base_manifest, redact_command, write_manifest
 from satscope._plan import RunPlan
 from satscope._processes import (
     LocustProcesses,
+    probes_failure_note,
     served_model,
     start_probes,
     start_serve,
@@ -33,7 +34,7 @@ from satscope._processes import (
     wait_for_health,
 )
 from satscope.errors import SatscopeError
-from satscope.run_format import LOADGEN_FILE, PROBES_FILE, REQUESTS_FILE
+from satscope.run_format import LOADGEN_FILE, PROBES_FILE, REQUESTS_FILE, read_parquet
 
 __all__ = ["EXIT_TARGET_LOST", "RunPlan", "execute"]
 
@@ -115,6 +116,8 @@ def execute(plan: RunPlan, console: Any) -> tuple[int, Path]:
         if locust is not None and locust.main.poll() is None:
             locust.wait(0)
         if probes is not None:
+            if manifest is not None and (note := probes_failure_note(probes)):
+                manifest["validity"]["notes"].append(note)
             stop_process(probes, 15)
         if server is not None:
             stop_process(server, 20)
@@ -141,8 +144,8 @@ def _calibrate_prompts(plan: RunPlan) -> str | None:
     from loadgen.calibrate import calibrate
 
     cfg = plan.config
-    if cfg.workload.get("dataset"):
-        return None  # dataset prompts are sent as they are
+    if cfg.workload.get("dataset") or cfg.workload.get("tokenizer"):
+        return None  # dataset prompts are sent as they are; --tokenizer counts exactly
     fit = calibrate(
         cfg.target_url,
         cfg.endpoint,
@@ -173,8 +176,6 @@ def _finish(
     probes_ran: bool,
     console: Any,
 ) -> tuple[int, Path]:
-    import pyarrow.parquet as pq
-
     cfg = plan.config
     final = locust.final or {}
     origin = final.get("shape_origin_s") or (locust.start or {}).get("shape_origin_s")
@@ -193,7 +194,7 @@ def _finish(
         # stopped before its first flush: empty files with the contract's schemas keep the run readable
         write_run_files(run_dir, RunStore(), shape, origin)
     if (run_dir / REQUESTS_FILE).exists():
-        req = pq.read_table(run_dir / REQUESTS_FILE, columns=["status", "error", "token_mismatch"]).to_pydict()
+        req = read_parquet(run_dir / REQUESTS_FILE, ["status", "error", "token_mismatch"]).to_pydict()
         v["target_errors"] = sum(1 for s in req["status"] if s != "ok")
         v["token_mismatches"] = sum(req["token_mismatch"])
         lg["records_written"] = len(req["status"])
@@ -203,7 +204,7 @@ def _finish(
         if v["token_mismatches"]:
             notes.append(f"{v['token_mismatches']} requests: usage output_tokens differs from chunks counted")
     if (run_dir / LOADGEN_FILE).exists():
-        s = pq.read_table(run_dir / LOADGEN_FILE).to_pydict()
+        s = read_parquet(run_dir / LOADGEN_FILE).to_pydict()
         # only while the shape ran: start-up and the final flush are not load
         end = (origin or 0.0) + shape.duration_s
         keep = [i for i, t in enumerate(s["t"]) if origin is not None and origin <= t <= end]

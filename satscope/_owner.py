@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, write_json_atomic
+from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, read_parquet, write_json_atomic
 from satscope.run_manifest import Manifest
 
 __all__ = ["ABANDONED_NOTE", "mark_if_abandoned", "owner_alive"]
@@ -42,10 +42,9 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
 def _last_record_end(run_dir: Path) -> float | None:
     """When the last recorded request ended (monotonic seconds), or None without records."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     try:
-        ends = pq.read_table(run_dir / REQUESTS_FILE, columns=["end"]).column("end")
+        ends = read_parquet(run_dir / REQUESTS_FILE, ["end"]).column("end")
     except (OSError, ValueError, KeyError):
         return None
     last = pc.max(ends).as_py() if len(ends) else None

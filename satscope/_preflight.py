@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from satscope._tls import tls_context
 from satscope.errors import SatscopeError
 
 __all__ = ["PREFLIGHT_HEADER", "PreflightError", "PreflightResult", "preflight", "preflight_check"]
@@ -194,7 +195,7 @@ def preflight(
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
-    with httpx.Client(headers=headers, timeout=timeout) as client:
+    with httpx.Client(headers=headers, timeout=timeout, verify=tls_context()) as client:
         models = _list_models(client, url, api_key)
         if model and models and model not in models:
             raise PreflightError(f"target {url} does not serve model {model!r} (it serves: {', '.join(models)})",

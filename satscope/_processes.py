@@ -25,6 +25,7 @@ from typing import Any
 
 from loadgen.request_extras import HEADERS_ENV
 from satscope._plan import RunPlan
+from satscope._tls import tls_context
 from satscope.errors import SatscopeError
 
 __all__ = [
@@ -71,7 +72,7 @@ def wait_for_health(url: str, timeout_s: float, proc: subprocess.Popen | None = 
             )
         for path in ("/health", "/v1/models"):
             try:
-                r = httpx.get(url.rstrip("/") + path, timeout=2.0)
+                r = httpx.get(url.rstrip("/") + path, timeout=2.0, verify=tls_context())
                 if r.status_code < 500:
                     return
                 last = f"HTTP {r.status_code}"
@@ -88,7 +89,8 @@ def served_model(url: str, api_key: str | None, extra_headers: dict[str, str] | 
 
     headers = {**(extra_headers or {}), **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
     try:
-        data = httpx.get(url.rstrip("/") + "/v1/models", headers=headers, timeout=5.0).json().get("data") or []
+        response = httpx.get(url.rstrip("/") + "/v1/models", headers=headers, timeout=5.0, verify=tls_context())
+        data = response.json().get("data") or []
         return str(data[0]["id"]) if data else "default"
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
         return "default"
@@ -272,8 +274,12 @@ def start_probes(plan: RunPlan, run_dir: Path, server_pid: int | None, notes: li
         cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         preexec_fn=die_with_parent(signal.SIGTERM),
     )
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        notes.append(f"probes failed to start (exit code {proc.returncode}; see probes.log)")
+    return proc  # one that dies early is noted when the run stops it (probes_failure_note)
+
+
+def probes_failure_note(proc: subprocess.Popen) -> str | None:
+    """Before the probes are stopped: a note when they already exited with an error."""
+    code = proc.poll()
+    if code is None or code == 0:
         return None
-    return proc
+    return f"the probes exited early (exit code {code}; see probes.log): the run has no probe data after that"

@@ -80,19 +80,19 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
     from loadgen.config import LoadgenConfig
     from loadgen.load_list import parse_loads
     from loadgen.shape_options import ShapeOptions, build_shape, check_flag_combination, search_settings
+    from loadgen.trace import check_replay_flags, replay_envelope
     from loadgen.workload import LengthDist, WorkloadConfig, fresh_seed, load_sharegpt
     from satscope._orchestrate import RunPlan, execute
 
-    if o.dataset_format == "mooncake" and o.dataset is not None:  # the trace's own schedule: an open-loop envelope
-        from loadgen.trace import check_trace_flags, replay_envelope
+    if check_replay_flags(given, o.dataset is not None, o.dataset_format, o.fixed_schedule):  # the file's times
+        o.rate, o.duration = replay_envelope(o.dataset, o.speedup, o.dataset_format)
+    tokenizer_path, overhead = None, 0
+    if o.tokenizer is not None:  # the target's tokenizer: exact lengths, no calibration
+        from loadgen.tokenizer import run_settings
 
-        check_trace_flags(given)
-        o.rate, o.duration = replay_envelope(o.dataset, o.speedup)
-    elif "--speedup" in given or "--trace-block-tokens" in given:
-        raise SatscopeError(
-            "--speedup and --trace-block-tokens are for a trace replay",
-            "add --dataset TRACE.jsonl --dataset-format mooncake",
-        )
+        tokenizer_path, overhead, note = run_settings(o.tokenizer, o.endpoint)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     user_loads = parse_loads(o.users, "--users", whole=True) if o.users is not None else None
     rate_loads = parse_loads(o.rate, "--rate", whole=False) if o.rate is not None else None
     levels = user_loads or rate_loads or ()
@@ -114,6 +114,8 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
         stages_file=None if o.stages is None else str(o.stages),
         precision=o.precision,
         budget_s=o.budget,
+        slos=tuple(o.slo or ()),
+        slo_attainment=o.slo_attainment,
     )
     shape_obj = build_shape(shape_options)
     search = search_settings(shape_options)
@@ -138,7 +140,7 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
     if "--dataset-format" in given and o.dataset is None:
         raise SatscopeError("--dataset-format says what --dataset FILE holds", "add --dataset FILE")
     conversations = o.dataset is not None and o.dataset_format in SESSION_FORMATS
-    if o.dataset is not None and o.dataset_format != "mooncake":  # unreadable or empty: one-line error now
+    if o.dataset is not None and o.dataset_format != "mooncake" and not o.fixed_schedule:  # unreadable or empty
         load_conversations(o.dataset, o.dataset_format) if conversations else load_sharegpt(o.dataset)
     if "--think-time" in given and o.turns < 2 and not conversations:
         raise SatscopeError(
@@ -158,6 +160,9 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
         dataset_format=o.dataset_format,
         speedup=o.speedup,
         trace_block_tokens=o.trace_block_tokens,
+        fixed_schedule=o.fixed_schedule,
+        tokenizer=tokenizer_path,
+        prompt_overhead_tokens=overhead,
     )
     run_dir = o.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     config = LoadgenConfig(

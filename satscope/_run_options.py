@@ -157,8 +157,27 @@ class RunOptions:
             _WORK,
         ),
     )
-    speedup: float = field(default=1.0, metadata=_m("mooncake trace: replay this many times faster.", _WORK))
+    speedup: float = field(
+        default=1.0, metadata=_m("mooncake trace or --fixed-schedule: replay this many times faster.", _WORK)
+    )
     trace_block_tokens: int = field(default=512, metadata=_m("mooncake trace: prompt tokens per hash id.", _WORK))
+    fixed_schedule: bool = field(
+        default=False,
+        metadata=_m(
+            "Send each line of --dataset at its `timestamp` (ms; with --speedup), as a trace replay: "
+            "sharegpt lines are requests, messages and sharegpt-sessions lines sessions.",
+            _WORK,
+            flag="--fixed-schedule",
+        ),
+    )
+    tokenizer: Path | None = field(
+        default=None,
+        metadata=_m(
+            "The served model's Hugging Face tokenizer.json (or its folder): prompts of exactly "
+            "--input-len tokens and counted dataset prompts, without calibration (needs `tokenizers`).",
+            _WORK,
+        ),
+    )
     no_ignore_eos: bool = field(default=False, metadata=_m("Let the model stop early.", _WORK, flag="--no-ignore-eos"))
     seed: int | None = field(
         default=None,
@@ -183,6 +202,14 @@ class RunOptions:
     quiet: bool = field(default=False, metadata=_m("No live progress.", _RUN, flag="--quiet"))
     slo: list[str] | None = field(
         default=None, metadata=_m("Goodput SLO for the report, repeatable: ttft=0.5, itl=50ms.", _RUN)
+    )
+    slo_attainment: float = field(
+        default=0.99,
+        metadata=_m(
+            "search with --slo: find the highest load at which this share of requests meets every --slo "
+            "(the max goodput load).",
+            _SHAPE,
+        ),
     )
     warmup: float = field(
         default=0.0,

@@ -28,6 +28,7 @@ __all__ = [
     "SUMMARY_FILE",
     "TOKENS_FILE",
     "labels_to_str",
+    "read_parquet",
     "read_requests_table",
     "requests_schema",
     "samples_schema",
@@ -128,16 +129,33 @@ def requests_schema() -> pa.Schema:
     return _schema(_REQUEST_COLUMNS)
 
 
+def read_parquet(
+    path: str | os.PathLike[str], columns: list[str] | None = None, read_dictionary: list[str] | None = None
+) -> pa.Table:
+    """One Parquet file of the run as a table. Through ``ParquetFile``: ``pq.read_table`` imports
+    ``pyarrow.dataset`` on its first call (0.5 s of every `satscope run` and report). A column the
+    file lacks raises ValueError, as ``read_table`` does (``ParquetFile.read`` would skip it)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path, read_dictionary=read_dictionary) as parquet:
+        if columns is not None:
+            names = set(parquet.schema_arrow.names)
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise ValueError(f"no column {missing[0]!r} in {os.fspath(path)}")
+        return parquet.read(columns=columns)
+
+
 def read_requests_table(path: str | os.PathLike[str], **read_options: Any) -> pa.Table:
     """``requests.parquet`` with the documented columns, in order; columns added later than the file
-    get their defaults. Raises what ``pyarrow.parquet.read_table`` raises for an unreadable file."""
+    get their defaults. Raises what :func:`read_parquet` raises for an unreadable file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = requests_schema()
     present = set(pq.read_schema(path).names)
     later = _LATER_REQUEST_COLUMNS.keys() | _LATER_REQUEST_COPIES.keys()
-    table = pq.read_table(path, columns=[n for n in schema.names if n in present or n not in later], **read_options)
+    table = read_parquet(path, [n for n in schema.names if n in present or n not in later], **read_options)
     for index, fld in enumerate(schema):  # in schema order, so that each lands at its own index
         if fld.name in present or fld.name not in later:
             continue

@@ -87,6 +87,13 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     return number
 
 
+def _max_tokens(body: dict[str, Any], name: str, limit: int) -> int | None:
+    value = _optional_int(body, name)
+    if value is not None and not 1 <= value <= limit:
+        raise ApiError(400, f"'{name}' must be between 1 and {limit}, got {value}", name)
+    return value
+
+
 def _bool(body: dict[str, Any], name: str) -> bool:
     value = body.get(name, False)
     if value is None:
@@ -116,11 +123,10 @@ def _common(body: Any, max_tokens_limit: int) -> tuple[str | None, int | None, S
     n = _optional_int(body, "n")
     if n not in (None, 1):
         raise ApiError(400, "only n=1 is supported", "n")
-    max_tokens = _optional_int(body, "max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = _optional_int(body, "max_tokens")
-    if max_tokens is not None and not 1 <= max_tokens <= max_tokens_limit:
-        raise ApiError(400, f"'max_tokens' must be between 1 and {max_tokens_limit}, got {max_tokens}", "max_tokens")
+    # Both fields are checked when both are sent (a bad one is refused, not shadowed by the other);
+    # max_completion_tokens, OpenAI's newer name, wins.
+    limits = [_max_tokens(body, name, max_tokens_limit) for name in ("max_completion_tokens", "max_tokens")]
+    max_tokens = next((value for value in limits if value is not None), None)
     seed = _optional_int(body, "seed")
     if seed is not None:  # any JSON integer: folded onto the generator's 64 bits, as a C uint64 cast would
         seed %= SEED_RANGE[1] + 1

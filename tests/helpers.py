@@ -1,4 +1,4 @@
-"""Shared test helpers: free loopback ports and the bundled server as a real subprocess.
+"""Shared test helpers: free loopback ports, the bundled server as a real subprocess, the CLI.
 
 Every server a test starts binds 127.0.0.1 and is stopped by the test (SIGTERM, then SIGKILL).
 """
@@ -17,10 +17,28 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-__all__ = ["JsonHandler", "ServerProcess", "bundled_server", "free_port", "wait_http_ok"]
+__all__ = ["ROOT", "JsonHandler", "ServerProcess", "bundled_server", "free_port", "satscope_cli", "wait_http_ok"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def satscope_cli(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m satscope ARGS`` from the repository root, output captured as text (``env`` adds
+    to the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "satscope", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 class JsonHandler(http.server.BaseHTTPRequestHandler):

@@ -21,6 +21,7 @@ import pytest
 import satscope
 from satscope._extras import SERVER_PACKAGES
 from satscope.errors import SatscopeError
+from tests.helpers import satscope_cli
 from tests.loadgen.conftest import ROOT, fake_server
 
 HIDDEN = ("torch", "triton", "fastapi", "uvicorn", "safetensors", "tokenizers", "transformers")
@@ -36,10 +37,6 @@ class _NoServerPackages:
 sys.meta_path.insert(0, _NoServerPackages())
 """
 
-
-def _satscope(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "satscope", *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 def _light_env(tmp_path: Path) -> dict[str, str]:
@@ -63,25 +60,25 @@ def test_run_and_report_without_the_server_packages(tmp_path: Path) -> None:
     assert hidden.returncode != 0 and b"hidden: light install" in hidden.stderr  # the blocker works
     out = tmp_path / "run"
     with fake_server(ttft=0.01, itl=0.005) as server:
-        res = _satscope("run", "--target", server.url, "--users", "2", "--duration", "2", "--output-len", "4",
+        res = satscope_cli("run", "--target", server.url, "--users", "2", "--duration", "2", "--output-len", "4",
                         "--out", str(out), "--quiet", env=env)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["requests_ok"] > 0 and (out / "report.html").exists()
-    rebuilt = _satscope("report", str(out), env=env)
+    rebuilt = satscope_cli("report", str(out), env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
 
 
 @pytest.mark.parametrize("command", [["serve"], ["demo"], ["run", "--serve", "--users", "1"]])
 def test_server_commands_name_the_extra_when_it_is_missing(tmp_path: Path, command: list[str]) -> None:
-    res = _satscope(*command, env=_light_env(tmp_path))
+    res = satscope_cli(*command, env=_light_env(tmp_path))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     line = res.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and "pip install 'satscope[server]'" in line and "torch" in line
 
 
 def test_version_flag_prints_the_package_version() -> None:
-    res = _satscope("--version")
+    res = satscope_cli("--version")
     assert res.returncode == 0 and res.stdout.strip() == f"satscope {satscope.__version__}"
 
 

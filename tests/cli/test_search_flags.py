@@ -23,7 +23,10 @@ from tests.loadgen.conftest import run_satscope
         (["--users", "8", "--shape", "search", "--budget", "10", "--stage-duration", "20"], "--budget 10 s is shorter"),
         (["--users", "8", "--shape", "search", "--duration", "60", "--budget", "30"], "give --duration or --budget"),
         (["--users", "1,2,4", "--shape", "search"], "a list of loads (--users) makes one stage per value"),
-        (["--rate", "8", "--shape", "search"], "--shape search is closed loop only for now"),
+        (["--rate", "8", "--shape", "search", "--start-load", "16"], "above the search's maximum --rate 8"),
+        (["--users", "8", "--shape", "search", "--slo-attainment", "0.9"], "--slo-attainment is the share of requests"),
+        (["--users", "8", "--slo", "ttft=1", "--slo-attainment", "0.9"], "--slo-attainment is only used with --shape"),
+        (["--users", "8", "--shape", "search", "--slo", "ttft=1", "--slo-attainment", "1.5"], "must be in (0, 1]"),
         (["--users", "8", "--shape", "search", "--amplitude", "2"], "--amplitude is only used with --shape sine"),
     ],
 )

@@ -46,7 +46,7 @@ max = 0.0
 def _run(out: Path, rules: Path, *extra: str) -> tuple[int, str]:
     serve = ["--serve-arg=--max-num-seqs=8", "--serve-arg=--torch-threads=1"]
     cmd = [
-        sys.executable, "-m", "satscope", "run", "--serve", *serve, "--users", "4", "--duration", "10",
+        sys.executable, "-m", "satscope", "run", "--serve", *serve, "--users", "4", "--duration", "7",
         "--input-len", "32", "--output-len", "64", "--no-probes", "--quiet", "--gate", str(rules),
         "--out", str(out), *extra,
     ]  # fmt: skip

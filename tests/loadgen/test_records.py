@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loadgen.output import progress, write_run_files
+from loadgen.recent import RecentRecords
 from loadgen.records import RequestRecord, RunStore, WorkerBuffer
 from loadgen.saturation import loadgen_figures
 from loadgen.shapes import Shape, Stage
@@ -43,15 +44,18 @@ def _row(
     )
 
 
-def _store() -> RunStore:
+def _batch() -> dict:
     buf = WorkerBuffer()
     buf.add(_row("w0-000001", 101.0, 101.2), array("d", [101.2, 101.3, 101.4]))
     buf.add(_row("w0-000002", 115.0, 115.5, usage=4), array("d", [115.5, 115.6, 115.7]))
     buf.add(_row("w0-000003", 125.0, None, status="connection_error", usage=None, chunks=0), array("d"))
     buf.add_sample(101.0, "loadgen_cpu", 0.5, "worker=w0")
-    batch = msgpack.unpackb(msgpack.packb(buf.drain(clock_offset_s=0.0, final=True)))  # survives the transport
+    return msgpack.unpackb(msgpack.packb(buf.drain(clock_offset_s=0.0, final=True)))  # survives the transport
+
+
+def _store() -> RunStore:
     store = RunStore()
-    store.extend("w0", batch)
+    store.extend("w0", _batch())
     return store
 
 
@@ -79,7 +83,7 @@ def test_worker_offsets_shift_every_time() -> None:
 
 
 def test_record_counting_finds_missing_batches() -> None:
-    store = RunStore()
+    store = RecentRecords()
     buf = WorkerBuffer()
     buf.add(_row("a", 1, 1.1), array("d", [1.1]))
     store.extend("w0", buf.drain())
@@ -91,11 +95,12 @@ def test_record_counting_finds_missing_batches() -> None:
 
 
 def test_write_and_progress(tmp_path) -> None:
-    store = _store()
-    assert write_run_files(tmp_path, store, SHAPE, 100.0) == 3
+    assert write_run_files(tmp_path, _store(), SHAPE, 100.0) == 3
     assert pq.read_table(tmp_path / "tokens.parquet").num_rows == 6
     assert not list(tmp_path.glob("*.tmp"))
-    p = progress(store, now_s=126.0, window_s=5.0)
+    recent = RecentRecords()
+    recent.extend("w0", _batch())
+    p = progress(recent, now_s=126.0, window_s=5.0)
     assert p["requests"] == 3 and p["errors"] == 1 and p["req_per_s"] == pytest.approx(0.2)
 
 

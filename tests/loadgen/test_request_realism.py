@@ -10,7 +10,6 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.loadgen.conftest import ROOT, fake_server
+from tests.helpers import satscope_cli
+from tests.loadgen.conftest import fake_server
 
 TENANT = "tenant-secret-7f3a9c"
 TRACE = "trace-secret-51be02"
@@ -38,11 +38,6 @@ class WarmRun:
     server_ttft: dict[str, float]  # request id -> the first-token delay the server chose
 
 
-def _satscope(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "satscope", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
 
 @pytest.fixture(scope="module")
 def warm_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmRun]:
@@ -50,7 +45,7 @@ def warm_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmRun]:
     out = tmp_path_factory.mktemp("realism") / "run"
     flags = ("--record-requests", "--slow-first", "1.0", "--slow-ttft", str(SLOW_TTFT_S))
     with fake_server(ttft=FAST_TTFT_S, itl=0.01, args=flags) as server:
-        res = _satscope(
+        res = satscope_cli(
             "run",
             "--quiet",
             "--no-probes",
@@ -154,7 +149,7 @@ def test_warmup_leaves_the_slow_start_out_of_every_figure_and_keeps_its_records(
     # the same run re-judged without a warm-up: the slow start is back in the figures
     copy = tmp_path / "run"
     shutil.copytree(warm_run.out, copy)
-    res = _satscope("report", str(copy), "--warmup", "0", "--json")
+    res = satscope_cli("report", str(copy), "--warmup", "0", "--json")
     assert res.returncode == 0, res.stderr
     cold = json.loads(res.stdout)
     assert cold["run"]["requests_warmup"] == 0 and cold["run"]["requests_total"] == len(req)
@@ -178,7 +173,7 @@ def test_percentiles_reach_the_summary_and_the_stage_table(warm_run: WarmRun, tm
     # a later report takes the run's levels unless told otherwise; p50/p90/p99 always stay
     copy = tmp_path / "run"
     shutil.copytree(warm_run.out, copy)
-    res = _satscope("report", str(copy), "--percentiles", "75")
+    res = satscope_cli("report", str(copy), "--percentiles", "75")
     assert res.returncode == 0, res.stderr
     other = _summary(copy)
     assert other["percentile_levels"] == [50, 75, 90, 99]
@@ -214,7 +209,7 @@ def test_stages_csv_holds_the_summarys_stages(warm_run: WarmRun) -> None:
 def test_max_requests_sends_exactly_n_then_ends_complete(tmp_path: Path, load: list[str], total: int) -> None:
     out = tmp_path / "run"
     with fake_server(ttft=0.01, itl=0.005) as server:
-        res = _satscope(
+        res = satscope_cli(
             "run",
             "--quiet",
             "--no-probes",

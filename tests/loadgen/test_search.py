@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from loadgen.search import MIN_COMPLETED, LevelFigures, Search, SearchRun, SearchSettings, judge, level_figures
@@ -166,3 +168,157 @@ def test_the_search_options_make_an_envelope_and_settings() -> None:
     assert budgeted is not None and (budgeted.budget_s, budgeted.stage_duration_s) == (120, 30)
     assert build_shape(ShapeOptions(shape="search", users=32, budget_s=120)).duration_s == 120
     assert search_settings(ShapeOptions(users=32)) is None
+
+
+def open_fig(load: float, served: float, dispatched: float, span: float = 4.0, e2e: float = 0.3) -> LevelFigures:
+    n_served, n_sent = round(served * span), round(dispatched * span)
+    return LevelFigures(load, span, n_served, n_served, 0, served, served * 8, 0.05, e2e, e2e, n_served, 0, n_sent)
+
+
+def test_open_loop_levels_are_judged_by_what_they_served_beyond_the_count_noise() -> None:
+    from loadgen.search import judge_open
+
+    lowest = open_fig(2, 2.0, 2.0)
+    # 4 s at 10 req/s, 0.3 s requests: the noise allows 2 * sqrt(1 + 10 * 0.3) = 4 requests short
+    assert not judge_open(open_fig(10, 9.25, 10.0), [lowest])[0]  # 3 short: noise
+    saturated, why = judge_open(open_fig(10, 8.0, 10.0), [lowest])  # 8 short
+    assert saturated and "served 8 of 10 req/s dispatched (short 8.0 requests, noise allows 4.0)" in why
+    # the allowance comes from the unloaded request time (the lowest level's), not the queued one's
+    assert judge_open(open_fig(10, 8.0, 10.0, e2e=5.0), [lowest])[0]
+    assert judge_open(open_fig(10, 2.0, 10.0), [])[0]
+    assert not judge_open(open_fig(0.1, 0.0, 0.0), [])[0]  # nothing to judge: not a saturated server
+    errors = LevelFigures(4, 4.0, 8, 16, 8, 2.0, 16.0, 0.05, 0.3, 0.3, 16, 0, 16)
+    assert judge_open(errors, [lowest]) == (True, "errors 50% of 16 ≥ 5%")
+
+
+def open_server(capacity: float, span: float) -> Search:
+    """An open-loop search against a server that serves at most ``capacity`` req/s."""
+    s = Search(SearchSettings("open", 1.0, 64.0, span, 0.1, 1000))
+    while (load := s.next_load()) is not None:
+        s.record(open_fig(load, min(load, capacity), load, span))
+    return s
+
+
+@pytest.mark.parametrize("capacity", [3.0, 7.3, 13.0])
+def test_an_open_loop_search_brackets_the_capacity_in_rates(capacity: float) -> None:
+    s = open_server(capacity, span=10.0)
+    assert s.good is not None and s.saturated is not None
+    assert s.good <= capacity * 1.1 and s.saturated >= capacity, [(f.load, sat) for f, sat, _ in s.levels]
+    assert s.saturated - s.good <= 0.1 * s.good and s.stopped == "bracket within the precision"
+
+
+def test_the_open_loop_resolution_is_the_count_noise_of_a_level() -> None:
+    # 4 s spans at 3 req/s: 3.5 req/s is 2 requests short, under the noise's 2.9; 3.75 is 3 short
+    s = open_server(3.0, span=4.0)
+    assert (s.good, s.saturated) == (3.5, 3.75)
+
+
+def slo_fig(load: float, attainment: float, judged: int = 40) -> LevelFigures:
+    met = round(attainment * judged)
+    return LevelFigures(load, 3.0, judged, judged, 0, 4.0, 32.0, 0.1, 0.4, 0.3, judged, 0, None, judged, met)
+
+
+def test_an_slo_search_brackets_the_highest_load_meeting_the_attainment() -> None:
+    from loadgen.search import judge_slo
+
+    settings = SearchSettings("closed", 1, 32, 3.0, slos={"ttft_s": 0.2, "itl_s": None, "e2e_s": None},
+                              attainment=0.9)  # fmt: skip
+    assert judge_slo(slo_fig(4, 0.95), settings) == (False, "SLO attainment 95.0% of 40 (target 90.0%)")
+    assert judge_slo(slo_fig(5, 0.85), settings)[0]
+    s = Search(settings)
+    while (load := s.next_load()) is not None:
+        s.record(slo_fig(load, 1.0 if load <= 6 else 0.5))
+    assert [f.load for f, _, _ in s.levels] == [1, 2, 4, 8, 6, 7]
+    assert (s.good, s.saturated, s.stopped) == (6, 7, "bracket within the precision")
+    # an open-loop SLO search also needs the level served
+    open_settings = SearchSettings("open", 1, 32, 3.0, slos={"e2e_s": 1.0}, attainment=0.9)
+    starved = LevelFigures(8, 4.0, 16, 16, 0, 4.0, 32.0, 0.1, 0.4, 0.3, 16, 0, 32, 16, 16)
+    bad, why = judge_slo(starved, open_settings, [open_fig(1, 1.0, 1.0)])
+    assert bad and why.startswith("SLO attainment 100.0% of 16 (target 90.0%), but not served: served 4 of 8")
+    missed = Search(settings)
+    missed.record(slo_fig(1, 0.5))
+    assert missed.next_load() is None and missed.stopped == "SLOs missed already at the start load"
+
+
+def test_level_figures_judge_slos_after_the_backlog_and_count_dispatches() -> None:
+    from reports._goodput import Slos
+
+    # level [0, 8): settle to 2; one request of the level before ends at 3 (a backlog)
+    cols = {
+        "intended_start": [-1.0, 2.5, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0],
+        "first_token": [2.9, 2.9, 3.6, 4.1, 4.6, 5.1, 5.6, None],
+        "end": [3.0, 3.0, 3.7, 4.2, 4.7, 5.2, 5.7, 6.1],
+        "status": ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "dropped"],
+        "output_tokens": [4] * 8,
+        "output_chunks": [4, 4, 4, 4, 4, 4, 4, 0],
+    }
+    f = level_figures(cols, 8, 0.0, 8.0, 8.0, dispatched=lambda a, b: 99 if (a, b) == (2.0, 8.0) else -1,
+                      slos=Slos(ttft_s=0.2))  # fmt: skip
+    assert f.dispatched == 99 and f.dispatched_per_s == pytest.approx(99 / 6)
+    assert (f.dropped, f.ended) == (1, 7)
+    # judged from 3.0 (the backlog's end): 6 requests, the dropped one missed; 2.5 (TTFT 0.4) left out
+    assert (f.slo_judged, f.slo_met) == (6, 5)
+    few = level_figures(cols, 8, 0.0, 8.0, 8.0, slos=Slos(ttft_s=0.2), dispatched=None)
+    cols["end"][0] = 5.9  # the backlog lasts: too few after it, the level is judged from its settle
+    late = level_figures(cols, 8, 0.0, 8.0, 8.0, slos=Slos(ttft_s=0.2))
+    assert few.dispatched is None and (late.slo_judged, late.slo_met) == (7, 5)
+
+
+def test_next_arrival_follows_the_levels_known_and_redraws_at_a_boundary() -> None:
+    import random
+
+    from loadgen.arrivals import next_arrival
+
+    rng = random.Random(1)
+    levels = [(0.0, 2.0)]
+    t, times = 0.0, []
+    while (t := next_arrival(t, levels, "constant", rng)) < 3.0:
+        times.append(t)
+        if t >= 1.0 and len(levels) == 1:
+            levels.append((1.2, 10.0))  # announced at 1.0: from 1.2 at 10/s
+    assert times[:2] == [0.5, 1.0]
+    assert times[2] == pytest.approx(1.3) and times[3] == pytest.approx(1.4)  # redrawn from 1.2, not 1.5
+    assert len(times) == 2 + 17  # 1.3, 1.4, … 2.9
+    # Poisson at 50/s over 20 s: the count within 4 sigma
+    n, t = 0, 0.0
+    while (t := next_arrival(t, [(0.0, 50.0), (10.0, 50.0)], "poisson", rng, share=0.5)) < 20.0:
+        n += 1
+    assert abs(n - 500) < 4 * 500**0.5
+
+
+def test_an_open_loop_search_has_rate_options_and_the_slo_flags() -> None:
+    from loadgen.shape_options import ShapeOptions, check_flag_combination, search_settings
+
+    settings = search_settings(ShapeOptions(shape="search", rate=20.0, start_load=0.5, budget_s=60,
+                                            slos=("ttft=500ms",), slo_attainment=0.95))  # fmt: skip
+    assert settings is not None and (settings.kind, settings.start_load, settings.max_load) == ("open", 0.5, 20.0)
+    assert settings.slo is not None and settings.slo.ttft_s == 0.5 and settings.attainment == 0.95
+    with pytest.raises(SatscopeError, match="--slo-attainment is the share"):
+        check_flag_combination("search", False, {"--slo-attainment"})
+    with pytest.raises(SatscopeError, match="--slo-attainment is only used with --shape search"):
+        check_flag_combination("step", True, {"--slo-attainment", "--slo"})
+    with pytest.raises(SatscopeError, match="--slo-attainment must be in"):
+        search_settings(ShapeOptions(shape="search", users=8, slos=("ttft=1",), slo_attainment=1.5))
+
+
+def test_dispatches_travel_to_the_master_and_levels_wake_a_waiting_dispatcher() -> None:
+    import gevent
+
+    from loadgen._level_feed import DispatchLog, LevelFeed
+
+    worker, master = DispatchLog(), DispatchLog()
+    for t in (1.0, 2.0, 3.0):
+        worker.add(t)
+    master.apply(worker.message())
+    worker.add(4.0)
+    master.apply(worker.message())  # only the new one
+    assert list(master.times) == [1.0, 2.0, 3.0, 4.0] and master.count(2.0, 4.0) == 2
+    master.prune(3.0)
+    assert list(master.times) == [3.0, 4.0]
+    feed = LevelFeed(2.0)
+    seen = feed.version
+    gevent.spawn_later(0.05, feed.begin, 10.0, 4.0)
+    began = time.perf_counter()
+    assert feed.wait(5.0, seen) and feed.levels[-1] == (10.0, 4.0)
+    assert time.perf_counter() - began < 2.0  # woken by the level, not by the 5 s timeout
+    assert not feed.wait(0.01, feed.version)

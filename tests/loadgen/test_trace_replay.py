@@ -131,7 +131,7 @@ def test_a_replay_at_speedup_10_keeps_to_the_schedule(tmp_path: Path) -> None:
     "flags, message",
     [
         (["--rate", "5"], "--rate is ignored by a trace replay"),
-        (["--workers", "2"], "--workers is ignored by a trace replay: the trace runs in one load-generator process"),
+        (["--duration", "5"], "--duration is ignored by a trace replay: the file's times set the load"),
         (["--turns", "2"], "--turns is ignored by a trace replay"),
     ],
 )
@@ -164,3 +164,44 @@ def test_the_replay_block_is_documented_field_for_field(tmp_path: Path) -> None:
     assert block["late_dispatches"] == 1 and block["requests_dropped"] == 1 and block["schedule_span_s"] == 2.0
     assert block["dispatch_lateness_s"]["count"] == 2
     assert replay_block(req, {"workload": {"dataset": "s.json", "dataset_format": "sharegpt"}}) is None
+
+
+def test_each_process_replays_every_nth_request_at_the_trace_times() -> None:
+    cfg = WorkloadConfig(dataset=str(EXAMPLE), dataset_format="mooncake", speedup=2.0, seed=1)
+    whole = Workload(cfg).trace_requests()
+    assert whole is not None
+    times = [t for t, _ in whole]
+    parts = [Workload(cfg).trace_requests(f"w{k}", 3) for k in range(3)]
+    got = [[t for t, _ in part] for part in parts if part is not None]
+    assert got == [times[0::3], times[1::3], times[2::3]]
+    with pytest.raises(SatscopeError, match="has no place among the replay's 3 processes"):
+        Workload(cfg).trace_requests("local", 3)
+
+
+@pytest.mark.slow
+def test_a_replay_over_two_workers_sends_every_line_exactly_once(tmp_path: Path) -> None:
+    trace_file = tmp_path / "trace.jsonl"
+    rng = random.Random(5)
+    lines = [{"timestamp": i * 100 + rng.randrange(60), "input_length": 40 + i, "output_length": rng.randint(2, 6),
+              "hash_ids": [i % 3, 100 + i]} for i in range(40)]  # fmt: skip
+    trace_file.write_text("".join(json.dumps(x) + "\n" for x in lines))  # 4 s of trace: 2 s at --speedup 2
+    out = tmp_path / "replay"
+    with fake_server(ttft=0.01, itl=0.002, args=("--record-requests",)) as server:
+        res = run_satscope(
+            "--target", server.url, "--dataset", str(trace_file), "--dataset-format", "mooncake",
+            "--speedup", "2", "--trace-block-tokens", "32", "--workers", "2", "--out", str(out), timeout=120,
+        )  # fmt: skip
+        seen = [s for s in server.records()["seen"] if "x-request-id" in s["headers"]]  # not the preflight
+    assert res.returncode == 0, res.stderr
+    req = read_requests_table(out / "requests.parquet").to_pandas()
+    assert len(req) == len(lines) and (req["status"] == "ok").all()
+    lengths = [x["input_length"] for x in lines]
+    # every line once: the server saw each prompt length (in words, one per token here) exactly once
+    assert sorted(len(s["body"]["prompt"].split()) for s in seen) == lengths
+    assert sorted(req["input_tokens_requested"]) == lengths
+    trace_s = np.array([x["timestamp"] for x in lines]) / 1000 / 2
+    for k, worker in enumerate(("w0", "w1")):  # worker k: the lines k, k + 2, ... at the trace's own times
+        mine = req[req["worker"] == worker].sort_values("intended_start")
+        assert list(mine["input_tokens_requested"]) == lengths[k::2]
+        starts = mine["intended_start"].to_numpy()
+        assert np.allclose(starts - starts[0], trace_s[k::2] - trace_s[k], atol=1e-6)

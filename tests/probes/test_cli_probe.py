@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from satscope._probe import parse_duration
 from satscope.errors import SatscopeError
+from tests.helpers import satscope_cli
 from tests.probes.conftest import ExpositionServer, fixture_text
 
 
-def _satscope(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "satscope", "probe", *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "COLUMNS": "160"})
+def _satscope(*args: str) -> subprocess.CompletedProcess[str]:
+    return satscope_cli("probe", *args, timeout=60, env={"COLUMNS": "160"})
 
 
 def test_probe_shows_the_server_metrics_and_writes_the_files(tmp_path: Path,

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from reports import compare_runs
 from reports._compare import differences
-
-
-def _satscope(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "satscope", *args], capture_output=True, text=True, timeout=120)
+from tests.helpers import satscope_cli
 
 
 def test_report_command_prints_verdict_and_paths(scratch_run: Callable[..., Path], tmp_path: Path) -> None:
     run = scratch_run(kind="batch_limit")
     out = tmp_path / "nested" / "out.html"
-    proc = _satscope("report", str(run), "--out", str(out), "--slo", "ttft=0.5", "--slo", "itl=50ms")
+    proc = satscope_cli("report", str(run), "--out", str(out), "--slo", "ttft=0.5", "--slo", "itl=50ms")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Saturates at 8 users") and "batch limit" in lines[0]
@@ -30,10 +25,10 @@ def test_report_command_prints_verdict_and_paths(scratch_run: Callable[..., Path
 
 
 def test_report_command_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
-    proc = _satscope("report", str(tmp_path))
+    proc = satscope_cli("report", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "run.json" in proc.stderr and "Traceback" not in proc.stderr
-    proc = _satscope("report", str(tmp_path), "--slo", "latency=1")
+    proc = satscope_cli("report", str(tmp_path), "--slo", "latency=1")
     assert proc.returncode == 2 and "unknown SLO" in proc.stderr
 
 
@@ -48,7 +43,7 @@ def test_compare_spells_out_the_differences(synth: Callable[..., Path], tmp_path
 
 def test_compare_command(synth: Callable[..., Path], tmp_path: Path) -> None:
     out = tmp_path / "cmp.html"
-    proc = _satscope("compare", str(synth(kind="kv_cache")), str(synth(kind="batch_limit")), "--out", str(out))
+    proc = satscope_cli("compare", str(synth(kind="kv_cache")), str(synth(kind="batch_limit")), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "bottleneck changed: KV cache → scheduler batch limit" in proc.stdout
     assert proc.stdout.strip().endswith(f"comparison: {out}") and out.exists()

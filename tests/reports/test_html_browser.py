@@ -34,6 +34,9 @@ def test_report_renders_every_plot_without_errors(synth: Callable[..., Path], tm
         assert all(n_svg >= 1 and n_path > 5 for _, n_svg, n_path in plots), plots
         # the knee is marked on the throughput plot
         assert "saturation point" in page.inner_text("#fig-throughput")
+        # the fitted curve model is drawn beside the measured points, and said in one line
+        assert "USL fit (output tokens/s)" in page.inner_text("#fig-throughput")
+        assert "Curve model (USL" in page.inner_text("body")
         assert "Saturates at 8 users" in page.inner_text("#verdict")
         assert page.locator("tr.highlight td").first.inner_text() == "users-8"
         assert opened.errors() == []

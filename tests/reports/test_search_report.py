@@ -78,3 +78,33 @@ def test_a_bracket_the_stage_figures_disagree_with_says_why() -> None:
     for disagree in ({"found": True, "offered_load": 8.0}, {"found": False, "offered_load": 8.0}):
         text = bracket_sentence(search, disagree)
         assert text.startswith(agree) and "lengthen --stage-duration" in text
+
+
+def test_an_slo_search_names_the_max_goodput_load(scratch_run: Callable[..., Path]) -> None:
+    run = scratch_run(kind="kv_cache")
+    found = _search(0.0)
+    found.kind = "open"
+    found.settings = {"max_load": 32.0, "slos": {"ttft_s": 0.5, "itl_s": 0.05, "e2e_s": None}, "attainment": 0.99}
+    write_json_atomic(run / SEARCH_FILE, found.to_json())
+    build_report(run)
+    summary = json.loads((run / "summary.json").read_text())
+    block = summary["search"]
+    assert (block["goal"], block["attainment"], block["unit"]) == ("slo", 0.99, "req/s")
+    sentence = ("Max goodput load between 4 and 5 req/s (99% of requests within TTFT ≤ 0.5 s, ITL ≤ 0.05 s; "
+                "6 levels, 18 s).")  # fmt: skip
+    assert sentence in summary["verdict"] and "The search saturates" not in summary["verdict"]
+    html = (run / "report.html").read_text()
+    assert "the max goodput load: last level with 99% of requests within TTFT ≤ 0.5 s, ITL ≤ 0.05 s 4" in html
+
+
+def test_an_slo_search_without_a_bracket_says_which_side_it_ended() -> None:
+    from reports._search import bracket_sentence
+
+    search = {"unit": "users", "goal": "slo", "slos": {"e2e_s": 2.0}, "attainment": 0.9, "good": 32.0,
+              "saturated": None, "levels_run": 6, "wall_s": 18.0,
+              "stopped": "SLOs met up to the maximum 32"}  # fmt: skip
+    assert bracket_sentence(search) == (
+        " The SLO search met 90% of requests within E2E ≤ 2 s up to its maximum, 32 users (6 levels, 18 s)."
+    )
+    search |= {"good": None, "saturated": 1.0, "stopped": "SLOs missed already at the start load"}
+    assert "missed 90% of requests within E2E ≤ 2 s already at its start load, 1 users" in bracket_sentence(search)

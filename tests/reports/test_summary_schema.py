@@ -35,7 +35,9 @@ def test_top_level_fields_are_the_documented_ones(summary: dict) -> None:
     assert set(summary) == _documented_fields("Top level")
 
 
-@pytest.mark.parametrize("block", ["run", "saturation", "bottleneck", "goodput", "utilization", "probes", "validity"])
+@pytest.mark.parametrize(
+    "block", ["run", "saturation", "bottleneck", "goodput", "utilization", "probes", "validity", "curve", "little"]
+)
 def test_block_fields_are_the_documented_ones(summary: dict, block: str) -> None:
     documented = _documented_fields(f"`{block}`")
     if block == "bottleneck":  # the evidence item's table lives in the same section

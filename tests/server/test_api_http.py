@@ -99,6 +99,18 @@ BAD_INPUTS: list[tuple[str, Any, int, str]] = [
     ("/v1/completions", {"prompt": LONG}, 400, "the context is 2048"),
     ("/v1/completions", {"prompt": "x" * 2000, "max_tokens": 100}, 400, "more than the context"),
     ("/v1/completions", {"prompt": "x", "model": "llama"}, 404, "'llama' does not exist"),
+    (  # a valid max_completion_tokens does not hide a bad max_tokens (schemathesis found it)
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 2, "max_tokens": 0},
+        400,
+        "'max_tokens' must be between",
+    ),
+    (
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 10**9, "max_tokens": 2},
+        400,
+        "'max_completion_tokens' must be between",
+    ),
     ("/v1/chat/completions", {"messages": []}, 400, "'messages' must be a non-empty list"),
     ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, 400, "needs a role"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": 7}]}, 400, "must be a string"),

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.helpers import bundled_server
+from tests.helpers import bundled_server, satscope_cli
 
 FLAGS = [
     "--host",
@@ -37,12 +35,9 @@ FLAGS = [
 ]
 
 
-def _satscope(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "satscope", *args], capture_output=True, text=True, timeout=120)
-
 
 def test_help_documents_every_flag() -> None:
-    out = _satscope("serve", "--help")
+    out = satscope_cli("serve", "--help")
     assert out.returncode == 0
     for flag in FLAGS:
         assert flag in out.stdout
@@ -63,7 +58,7 @@ def test_help_documents_every_flag() -> None:
     ],
 )
 def test_bad_flags_are_one_line_errors(args: list[str], message: str) -> None:
-    out = _satscope("serve", *args)
+    out = satscope_cli("serve", *args)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
@@ -73,7 +68,7 @@ def test_port_in_use_is_a_one_line_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        out = _satscope("serve", "--port", str(sock.getsockname()[1]), "--log-level", "error")
+        out = satscope_cli("serve", "--port", str(sock.getsockname()[1]), "--log-level", "error")
     assert out.returncode == 2 and "is in use" in out.stderr.strip().splitlines()[-1]
 
 
@@ -111,7 +106,7 @@ def test_every_config_field_is_a_flag_declared_on_the_field() -> None:
 
     from server_under_test.config import ServerConfig
 
-    out = _satscope("serve", "--help").stdout
+    out = satscope_cli("serve", "--help").stdout
     shown = set(re.findall(r"^\s+(--[a-z-]+)", out, flags=re.M)) - {"--help"}
     declared = {
         (f.metadata.get("flag") or "--" + f.name.replace("_", "-")).split("/")[0]
