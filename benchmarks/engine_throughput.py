@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server_under_test import LLMEngine, SamplingParams, ServerConfig
-from server_under_test.outputs import RequestOutput
+from satscope.server_under_test import LLMEngine, SamplingParams, ServerConfig
+from satscope.server_under_test.outputs import RequestOutput
 
 SECTION = "## engine_throughput"
 

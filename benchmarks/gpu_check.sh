@@ -90,7 +90,7 @@ import time
 import torch
 
 from benchmarks.kernels import peak_tbps
-from server_under_test import LLMEngine, SamplingParams, ServerConfig
+from satscope.server_under_test import LLMEngine, SamplingParams, ServerConfig
 
 PROMPT, NEW = 128, 128
 engine = LLMEngine(ServerConfig(preset="llama-3.1-8b", dtype="bfloat16", device="cuda", max_num_seqs=64,

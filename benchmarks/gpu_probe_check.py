@@ -1,7 +1,7 @@
 """GPU check of the NVML probe on real hardware: a bandwidth-bound torch copy loop while it samples.
 
 Run by benchmarks/gpu_check.sh when a GPU is lent (and by tests/probes/test_gpu_real.py, marked
-``gpu``). It samples the real GPU through ``probes._nvml.GpuProbe`` on a thread, first idle, then
+``gpu``). It samples the real GPU through ``satscope.probes._nvml.GpuProbe`` on a thread, first idle, then
 while the main thread copies a large buffer on the device again and again (pure DRAM traffic:
 every byte read once and written once), and prints what the probe read next to the copy's own
 achieved bandwidth. It asserts, on a GPM-capable GPU (Hopper+), that DRAM bandwidth utilization
@@ -25,8 +25,8 @@ from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probes._nvml import GpuProbe
-from probes._source import SourceUnavailable
+from satscope.probes._nvml import GpuProbe
+from satscope.probes._source import SourceUnavailable
 
 INTERVAL_S = 0.5
 REPO = Path(__file__).resolve().parents[1]

@@ -29,12 +29,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server_under_test.ops.decode_attention import paged_decode_attention_ref, paged_decode_attention_triton
-from server_under_test.ops.kv_store import store_kvcache_ref, store_kvcache_triton
-from server_under_test.ops.prefill_attention import prefill_attention_ref, prefill_attention_triton
-from server_under_test.ops.rms_norm import rms_norm_ref, rms_norm_triton
-from server_under_test.ops.rope import apply_rope_ref, apply_rope_triton
-from server_under_test.ops.silu_mul import silu_and_mul_ref, silu_and_mul_triton
+from satscope.server_under_test.ops.decode_attention import paged_decode_attention_ref, paged_decode_attention_triton
+from satscope.server_under_test.ops.kv_store import store_kvcache_ref, store_kvcache_triton
+from satscope.server_under_test.ops.prefill_attention import prefill_attention_ref, prefill_attention_triton
+from satscope.server_under_test.ops.rms_norm import rms_norm_ref, rms_norm_triton
+from satscope.server_under_test.ops.rope import apply_rope_ref, apply_rope_triton
+from satscope.server_under_test.ops.silu_mul import silu_and_mul_ref, silu_and_mul_triton
 
 # Peak HBM bandwidth, TB/s, by a substring of torch.cuda.get_device_name(); first match wins.
 PEAK_TBPS = [

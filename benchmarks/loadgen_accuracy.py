@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reports import analyze  # noqa: E402
+from satscope.reports import analyze  # noqa: E402
 from tests.helpers import free_port, wait_http_ok  # noqa: E402
 
 

@@ -3,8 +3,8 @@
 Starts the deterministic server (``tests/fake_llm_server.py``: first chunk after ``--ttft``, then
 one every ``--itl``), runs ``satscope run`` (closed loop, ``--users`` streams) against it for
 ``--duration`` seconds, and meanwhile:
-- samples every second the RSS of the load-generator process (``loadgen.runner``) and, where there
-  is one, of the record writer (``loadgen._record_writer``);
+- samples every second the RSS of the load-generator process (``satscope.loadgen.runner``) and, where there
+  is one, of the record writer (``satscope.loadgen._record_writer``);
 - polls the run's three Parquet files every 20 ms and notes each time one is replaced (published).
 
 At the end it reads the loop-lag samples the load generator recorded (``loadgen.parquet``,
@@ -82,9 +82,9 @@ class _Watch:
         try:
             for child in self.run.children(recursive=True):
                 cmd = " ".join(child.cmdline())
-                if "loadgen.runner" in cmd:
+                if "satscope.loadgen.runner" in cmd:
                     loadgen = child
-                elif "loadgen._record_writer" in cmd:
+                elif "satscope.loadgen._record_writer" in cmd:
                     writer = child
         except psutil.Error:
             pass

@@ -19,7 +19,7 @@ import random
 import statistics
 import time
 
-from server_under_test import LLMEngine, SamplingParams, ServerConfig
+from satscope.server_under_test import LLMEngine, SamplingParams, ServerConfig
 
 PARAMS = SamplingParams(max_tokens=4, temperature=0.0, ignore_eos=True)
 SYSTEM_TOKENS = 1024

@@ -1,6 +1,6 @@
 """CPU cost of the probes process, as % of one core, against a live target (issue #5: target < 2 %).
 
-Starts the bundled server (`satscope serve --preset tiny`) on loopback, then runs `python -m probes`
+Starts the bundled server (`satscope serve --preset tiny`) on loopback, then runs `python -m satscope.probes`
 against it in several configurations one after another, and measures each probes process's CPU
 time (user + system, psutil) over a steady-state window that excludes start-up imports. The
 configurations, side by side in one run:
@@ -44,7 +44,7 @@ CONFIGS: dict[str, tuple[list[str], bool]] = {
 
 def _measure(args: list[str], target: str | None, server_pid: int, seconds: float, warmup: float) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "probes", "--out", out, "--server-pid", str(server_pid), *args]
+        cmd = [sys.executable, "-m", "satscope.probes", "--out", out, "--server-pid", str(server_pid), *args]
         if target is not None:
             cmd += ["--target", target]
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,6 +1,6 @@
 """Benchmark: how long a report takes, how big the HTML is, and peak memory, as runs grow.
 
-Builds synthetic run directories (reports/_synthetic.py: a stepped run with a KV-cache knee) of
+Builds synthetic run directories (satscope/reports/_synthetic.py: a stepped run with a KV-cache knee) of
 100k and 1M requests (8 streamed tokens each) with 10k and 100k probe samples, then builds each
 report in a fresh subprocess so its peak RSS (``resource.getrusage(RUSAGE_CHILDREN)``) is the
 report's alone. Targets for the 1M run: ≤ 30 s, HTML ≤ 10 MB.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reports._synthetic import SyntheticRun, write_synthetic_run  # noqa: E402
+from satscope.reports._synthetic import SyntheticRun, write_synthetic_run  # noqa: E402
 
 LEVELS = (16, 32, 64, 128, 256, 512)
 KNEE = 128
@@ -35,9 +35,9 @@ TARGET_S, TARGET_HTML_BYTES = 30.0, 10_000_000
 CHILD = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from reports._analyze import run_analysis
-from reports._html import render_page
-from reports._report_page import report_page
+from satscope.reports._analyze import run_analysis
+from satscope.reports._html import render_page
+from satscope.reports._report_page import report_page
 from satscope.run_format import write_bytes_atomic, write_json_atomic
 an = run_analysis(sys.argv[1])
 t1 = time.perf_counter()

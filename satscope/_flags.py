@@ -2,7 +2,7 @@
 
 A flag that a combination would silently ignore (``--serve-arg`` without ``--serve``, ``--cv``
 without ``--arrival gamma``) is bad input: a one-line error with the fix, before any load.
-The shape's own combinations are checked in ``loadgen.shape_options``.
+The shape's own combinations are checked in ``satscope.loadgen.shape_options``.
 """
 
 from __future__ import annotations

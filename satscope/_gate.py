@@ -27,8 +27,8 @@ def gate(
     summary.json older than its run's files is rebuilt first. The markdown summary is appended to
     $GITHUB_STEP_SUMMARY when set.
     """
-    from reports.gates import append_step_summary, print_table, run_gate, to_json, to_junit, to_markdown
     from satscope._owner import mark_if_abandoned
+    from satscope.reports.gates import append_step_summary, print_table, run_gate, to_json, to_junit, to_markdown
     from satscope.run_format import write_bytes_atomic
 
     for d in (run_dir, baseline):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loadgen.shapes import Shape
+from satscope.loadgen.shapes import Shape
 
 __all__ = ["PLAIN_EVERY_S", "live_progress", "progress_line"]
 

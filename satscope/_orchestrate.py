@@ -3,7 +3,7 @@
 Order: check the target (or start ``satscope serve`` and wait for ``/health``), send the plan's
 preflight request (a target unfit for the load fails here, leaving no run directory), write a
 ``running`` manifest, start the probes if the ``probes`` package provides them, start the Locust
-process(es) (``python -m loadgen.runner``), show live progress from their ``SATSCOPE`` lines, then
+process(es) (``python -m satscope.loadgen.runner``), show live progress from their ``SATSCOPE`` lines, then
 stop probes and server, rewrite ``run.json`` (status, stages, validity, figures, probes) and build
 the report if ``reports`` provides it. Ctrl-C / SIGTERM stop the load gracefully; the run
 directory is valid whatever happens, because every writer flushes complete files as it goes.
@@ -19,9 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.output import write_run_files
-from loadgen.records import RunStore
-from loadgen.saturation import loadgen_figures
 from satscope._manifest import base_manifest, redact_command, write_manifest
 from satscope._plan import RunPlan
 from satscope._processes import (
@@ -34,6 +31,9 @@ from satscope._processes import (
     wait_for_health,
 )
 from satscope.errors import SatscopeError
+from satscope.loadgen.output import write_run_files
+from satscope.loadgen.records import RunStore
+from satscope.loadgen.saturation import loadgen_figures
 from satscope.run_format import LOADGEN_FILE, PROBES_FILE, REQUESTS_FILE, read_parquet
 
 __all__ = ["EXIT_TARGET_LOST", "RunPlan", "execute"]
@@ -141,7 +141,7 @@ def _preflight(plan: RunPlan) -> None:
 
 def _calibrate_prompts(plan: RunPlan) -> str | None:
     """Scale synthetic prompts to the target's tokenizer; a note when it could not be measured."""
-    from loadgen.calibrate import calibrate
+    from satscope.loadgen.calibrate import calibrate
 
     cfg = plan.config
     if cfg.workload.get("dataset") or cfg.workload.get("tokenizer"):
@@ -250,7 +250,7 @@ def _finish(
 
 def _report(run_dir: Path, manifest: dict[str, Any], slos: list[str], console: Any) -> None:
     try:
-        from reports import build_report  # type: ignore[attr-defined]
+        from satscope.reports import build_report  # type: ignore[attr-defined]
     except ImportError:
         manifest["validity"]["notes"].append("no report: the reports package does not provide build_report yet")
         write_manifest(run_dir, manifest)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.config import LoadgenConfig
+from satscope.loadgen.config import LoadgenConfig
 
 __all__ = ["RunPlan"]
 

@@ -3,7 +3,7 @@
 `satscope run` would otherwise load-test anything that answers HTTP: a static file server, a base
 URL ending in ``/v1``, a wrong ``--model``, a server that wants a key. The preflight lists the
 target's models, then sends one short request exactly as the load will (the same body builder and,
-for a stream, the same SSE line parser, ``loadgen/sse.py``, which imports neither locust nor gevent)
+for a stream, the same SSE line parser, ``satscope/loadgen/sse.py``, which imports neither locust nor gevent)
 and raises :class:`PreflightError` with the fix when the answer is not what the load needs.
 The request carries ``X-Satscope-Preflight: 1`` so that audits of what the server counted can
 leave it out.
@@ -125,7 +125,7 @@ def _http_failure(url: str, path: str, status: int, message: str, model: str, mo
 
 def _check_stream(resp: Any, url: str, path: str, chat: bool, timeout_s: float) -> int:
     """Read the streamed answer line by line as the load does; the number of content chunks."""
-    from loadgen.sse import LineKind, parse_line
+    from satscope.loadgen.sse import LineKind, parse_line
 
     not_stream = f"target {url} answered POST {path} with something that is not an OpenAI-compatible stream"
     fix = "point --target at an OpenAI-compatible server, or add --no-stream if it cannot stream"
@@ -186,7 +186,7 @@ def preflight(
     """
     import httpx
 
-    from loadgen.sse import request_body
+    from satscope.loadgen.sse import request_body
 
     url = url.rstrip("/")
     path = _PATHS[endpoint]

@@ -46,8 +46,8 @@ def probe(
     from rich.live import Live
     from rich.markup import escape
 
-    from probes import ProbeConfig, ProbeRunner
-    from probes._table import live_table
+    from satscope.probes import ProbeConfig, ProbeRunner
+    from satscope.probes._table import live_table
 
     try:
         config = ProbeConfig(target=target, out=out, metrics_url=metrics_url, server_pid=server_pid,

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loadgen.request_extras import HEADERS_ENV
 from satscope._plan import RunPlan
 from satscope._tls import tls_context
 from satscope.errors import SatscopeError
+from satscope.loadgen.request_extras import HEADERS_ENV
 
 __all__ = [
     "LocustProcesses",
@@ -118,7 +118,7 @@ class LocustProcesses:
         env.pop(HEADERS_ENV, None)
         if plan.headers:
             env[HEADERS_ENV] = json.dumps(plan.headers)
-        py = [sys.executable, "-m", "loadgen.runner"]
+        py = [sys.executable, "-m", "satscope.loadgen.runner"]
         self.log = open(run_dir / "locust.log", "ab")  # noqa: SIM115
         self.progress: dict[str, Any] = {}
         self.final: dict[str, Any] | None = None
@@ -245,13 +245,13 @@ def start_serve(plan: RunPlan, run_dir: Path) -> tuple[subprocess.Popen, str]:
 def start_probes(plan: RunPlan, run_dir: Path, server_pid: int | None, notes: list[str]) -> subprocess.Popen | None:
     if not plan.probes:
         return None
-    if importlib.util.find_spec("probes.__main__") is None:
-        notes.append("probes were not run: the probes package has no `python -m probes` entry point yet")
+    if importlib.util.find_spec("satscope.probes.__main__") is None:
+        notes.append("probes were not run: the probes package has no `python -m satscope.probes` entry point yet")
         return None
     cmd = [
         sys.executable,
         "-m",
-        "probes",
+        "satscope.probes",
         "--target",
         plan.config.target_url,
         "--out",

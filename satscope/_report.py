@@ -40,8 +40,8 @@ def report(
 ) -> None:
     """Analyse a run: saturation point, bottleneck with evidence, goodput; write summary.json, stages.csv and
     report.html."""
-    from reports import ReportSettings, build_report
     from satscope._owner import mark_if_abandoned
+    from satscope.reports import ReportSettings, build_report
 
     ReportSettings.parse(warmup, percentiles)  # a bad flag is a one-line error before the run is read
     if mark_if_abandoned(run_dir):
@@ -62,7 +62,7 @@ def compare(
     slo: Annotated[list[str] | None, typer.Option(help="SLO for goodput, as for `satscope report`.")] = None,
 ) -> None:
     """Overlay two runs (before / after a change) and spell out the differences."""
-    from reports import compare_runs
+    from satscope.reports import compare_runs
 
     result = compare_runs(run_a, run_b, out=out, slos=slo or None)
     for line in result.differences:

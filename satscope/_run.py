@@ -2,7 +2,7 @@
 
 Its flags are the fields of ``RunOptions`` (``satscope/_run_options.py``), declared once there.
 Imports only typer and the standard library at module level so `satscope --help` stays instant;
-the load generator runs as a subprocess (``python -m loadgen.runner``), never in this process.
+the load generator runs as a subprocess (``python -m satscope.loadgen.runner``), never in this process.
 """
 
 from __future__ import annotations
@@ -50,21 +50,21 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
         raise SatscopeError("--allow-invalid is only used with --gate", "add --gate RULES.toml")
     if o.as_json and o.no_report:
         raise SatscopeError("--json prints the report's summary", "drop --no-report")
-    from loadgen.request_extras import parse_extra_body, parse_headers, redacted_headers
-    from reports import ReportSettings
+    from satscope.loadgen.request_extras import parse_extra_body, parse_headers, redacted_headers
+    from satscope.reports import ReportSettings
 
     headers = parse_headers(list(o.header or []), o.api_key)
     body_extra = parse_extra_body(o.extra_body) if o.extra_body is not None else {}
     report_settings = ReportSettings.parse(o.warmup, o.percentiles)
     gate_config = None
     if o.gate is not None:
-        from reports.gates import load_rules
+        from satscope.reports.gates import load_rules
 
         gate_config = load_rules(o.gate)  # a bad rules file fails now, before any load
         if o.baseline is not None and not (o.baseline / "run.json").exists():
             raise SatscopeError(f"baseline {o.baseline} is not a run directory", "pass a runs/NAME of an earlier run")
     if o.slo:
-        from reports import parse_slos
+        from satscope.reports import parse_slos
 
         parse_slos(o.slo)  # one-line error for a bad SLO before any load
     if o.master and o.workers < 1:
@@ -77,18 +77,18 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
         )
     from rich.console import Console
 
-    from loadgen.config import LoadgenConfig
-    from loadgen.load_list import parse_loads
-    from loadgen.shape_options import ShapeOptions, build_shape, check_flag_combination, search_settings
-    from loadgen.trace import check_replay_flags, replay_envelope
-    from loadgen.workload import LengthDist, WorkloadConfig, fresh_seed, load_sharegpt
     from satscope._orchestrate import RunPlan, execute
+    from satscope.loadgen.config import LoadgenConfig
+    from satscope.loadgen.load_list import parse_loads
+    from satscope.loadgen.shape_options import ShapeOptions, build_shape, check_flag_combination, search_settings
+    from satscope.loadgen.trace import check_replay_flags, replay_envelope
+    from satscope.loadgen.workload import LengthDist, WorkloadConfig, fresh_seed, load_sharegpt
 
     if check_replay_flags(given, o.dataset is not None, o.dataset_format, o.fixed_schedule):  # the file's times
         o.rate, o.duration = replay_envelope(o.dataset, o.speedup, o.dataset_format)
     tokenizer_path, overhead = None, 0
     if o.tokenizer is not None:  # the target's tokenizer: exact lengths, no calibration
-        from loadgen.tokenizer import run_settings
+        from satscope.loadgen.tokenizer import run_settings
 
         tokenizer_path, overhead, note = run_settings(o.tokenizer, o.endpoint)
         if note:
@@ -131,9 +131,9 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
             f"--warmup {o.warmup:g} leaves no load of the {shape_obj.duration_s:g} s run",
             "shorten --warmup or lengthen the run",
         )
-    from loadgen.conversation import ThinkTime
-    from loadgen.conversations_file import SESSION_FORMATS, load_conversations
-    from loadgen.workload import DATASET_FORMATS
+    from satscope.loadgen.conversation import ThinkTime
+    from satscope.loadgen.conversations_file import SESSION_FORMATS, load_conversations
+    from satscope.loadgen.workload import DATASET_FORMATS
 
     if o.dataset_format not in DATASET_FORMATS:
         raise SatscopeError(f"--dataset-format {o.dataset_format!r} unknown", f"use one of {DATASET_FORMATS}")
@@ -219,7 +219,7 @@ def _run(ctx: typer.Context, o: RunOptions) -> None:
     if gate_config is not None:
         import contextlib
 
-        from reports.gates import append_step_summary, evaluate, print_table
+        from satscope.reports.gates import append_step_summary, evaluate, print_table
 
         result = evaluate(path, gate_config, o.baseline, allow_invalid=o.allow_invalid)
         with contextlib.redirect_stdout(results):

@@ -1,6 +1,6 @@
 """`satscope serve`: the bundled reference LLM server (OpenAI-compatible API, Prometheus /metrics).
 
-Its flags are the fields of ``ServerConfig`` (``server_under_test/config.py``), built by
+Its flags are the fields of ``ServerConfig`` (``satscope/server_under_test/config.py``), built by
 ``satscope._options``: a setting is declared once, with its help, on the field. Only typer, the
 standard library and that dataclass load at import time; torch, FastAPI and uvicorn load when the
 command runs.
@@ -17,11 +17,11 @@ from satscope.errors import SatscopeError
 
 def _serve(**values: Any) -> None:
     require_server("satscope serve")
-    from server_under_test.config import ConfigError, ServerConfig
+    from satscope.server_under_test.config import ConfigError, ServerConfig
 
     try:
         config = ServerConfig(**values)
-        from server_under_test.server import serve as run_server
+        from satscope.server_under_test.server import serve as run_server
 
         run_server(config)
     except ConfigError as exc:
@@ -29,7 +29,7 @@ def _serve(**values: Any) -> None:
 
 
 def _config_class() -> type:
-    from server_under_test.config import ServerConfig  # dataclasses and pathlib only: no torch
+    from satscope.server_under_test.config import ServerConfig  # dataclasses and pathlib only: no torch
 
     return ServerConfig
 

@@ -42,7 +42,7 @@ def run_worker(host: str, port: int, wait_s: float, given: set[str]) -> int:
                 ) from None
             time.sleep(0.5)
     print(f"connected to the master at {host}:{port}", file=sys.stderr, flush=True)
-    cmd = [sys.executable, "-m", "loadgen.runner", "--role", "worker", "--master-host", host,
+    cmd = [sys.executable, "-m", "satscope.loadgen.runner", "--role", "worker", "--master-host", host,
            "--master-port", str(port)]
     proc = subprocess.Popen(cmd, preexec_fn=die_with_parent(signal.SIGTERM))
     try:

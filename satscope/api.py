@@ -88,6 +88,6 @@ def run(target: str | None = None, *, out: str | Path | None = None, **options: 
 
 def report(run_dir: str | Path, slos: Any = None) -> dict[str, Any]:
     """The summary of a run directory (docs/summary-format.md), analysed here; nothing is written."""
-    from reports import analyze
+    from satscope.reports import analyze
 
     return analyze(run_dir, slos)

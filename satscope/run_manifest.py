@@ -210,7 +210,7 @@ class Validity:
 
 @dataclass(slots=True)
 class LoadgenFigures:
-    """The load generator's own figures; the judgement of them is the report's (reports/_client.py)."""
+    """The load generator's own figures; the judgement of them is the report's (satscope/reports/_client.py)."""
 
     requests_sent: int = 0
     records_written: int = 0

@@ -1,7 +1,7 @@
 """``search.json``: the decisions of a ``--shape search`` run, level by level, and the bracket found.
 
-Written by the load generator's master (``loadgen/search.py`` decides, ``loadgen/runner.py``
-writes it after every level), read by the report (``reports/_search.py``). One type for both, so
+Written by the load generator's master (``satscope/loadgen/search.py`` decides, ``satscope/loadgen/runner.py``
+writes it after every level), read by the report (``satscope/reports/_search.py``). One type for both, so
 writer and reader cannot spell a key two ways. Times are monotonic seconds, as in ``run.json``.
 """
 

@@ -63,7 +63,7 @@ def test_a_writer_cannot_drop_a_field_unnoticed() -> None:
 
 
 def test_satscope_report_refuses_a_bad_manifest_in_one_line(tmp_path: Path) -> None:
-    from reports._synthetic import SyntheticRun, write_synthetic_run
+    from satscope.reports._synthetic import SyntheticRun, write_synthetic_run
 
     run = write_synthetic_run(tmp_path / "run", SyntheticRun(kind="none", levels=(1, 2), stage_s=2.0))
     manifest = json.loads((run / "run.json").read_text())

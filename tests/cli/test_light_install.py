@@ -54,6 +54,20 @@ def test_core_dependencies_leave_the_server_to_its_extra() -> None:
     assert set(SERVER_PACKAGES.values()) <= extra and "triton" in extra
 
 
+def test_every_package_installs_under_the_satscope_name() -> None:
+    """No top-level `loadgen`, `probes` or `reports` to collide with a user's own: what setuptools
+    packages is `satscope` and its subpackages, the bundled server and the test tree aside."""
+    from setuptools import find_packages
+
+    rule = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(find_packages(str(ROOT), include=rule["include"]))
+    assert {p.split(".")[0] for p in found} == {"satscope"}, found
+    assert {"satscope.loadgen", "satscope.probes", "satscope.reports", "satscope.server_under_test"} <= found
+    # and nothing importable is left at the top of the checkout but the package and its tests
+    tops = {d.name for d in ROOT.iterdir() if (d / "__init__.py").exists()}
+    assert tops == {"satscope", "tests"}, tops
+
+
 def test_run_and_report_without_the_server_packages(tmp_path: Path) -> None:
     env = _light_env(tmp_path)
     hidden = subprocess.run([sys.executable, "-c", "import torch"], env={**os.environ, **env}, capture_output=True)

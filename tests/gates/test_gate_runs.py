@@ -1,7 +1,7 @@
 """`satscope gate` on run directories: exit codes, outputs, and noise-aware regressions.
 
-The runs are written by `reports._synthetic` exactly per docs/run-format.md and analysed by the
-real `reports.analyze`; the command runs as a subprocess, as CI would call it.
+The runs are written by `satscope.reports._synthetic` exactly per docs/run-format.md and analysed by the
+real `satscope.reports.analyze`; the command runs as a subprocess, as CI would call it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reports._synthetic import SyntheticRun, write_synthetic_run
+from satscope.reports._synthetic import SyntheticRun, write_synthetic_run
 
 RULES = """
 [gate]

@@ -1,8 +1,8 @@
 """`satscope gate` refuses what it cannot trust: invalid runs, stale summaries, corrupt run files;
 and its table prints `stages[NAME]` paths as they are (brackets are not markup).
 
-Runs are written by `reports._synthetic` per docs/run-format.md, analysed by the real
-`reports.build_report`; the gate runs as a subprocess, as CI calls it.
+Runs are written by `satscope.reports._synthetic` per docs/run-format.md, analysed by the real
+`satscope.reports.build_report`; the gate runs as a subprocess, as CI calls it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reports import build_report
-from reports._synthetic import SyntheticRun, write_synthetic_run
+from satscope.reports import build_report
+from satscope.reports._synthetic import SyntheticRun, write_synthetic_run
 
 RULES = """
 [[rule]]

@@ -1,5 +1,5 @@
 """The gate's bootstrap resamples the statistic it judges: per-window rates in its noise model count
-the same work at the same instants as the summary's stage figures (reports/_measures.py)."""
+the same work at the same instants as the summary's stage figures (satscope/reports/_measures.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import analyze
-from reports._synthetic import SyntheticRun, write_synthetic_run
-from reports.gates._noise import load_rows, sample_for
+from satscope.reports import analyze
+from satscope.reports._synthetic import SyntheticRun, write_synthetic_run
+from satscope.reports.gates._noise import load_rows, sample_for
 
 
 @pytest.mark.parametrize("leaf", ["requests_per_s", "output_tokens_per_s", "total_tokens_per_s"])
@@ -29,7 +29,7 @@ def test_ttfo_and_fractional_levels_have_a_noise_model(tmp_path: Path) -> None:
     configured levels such as p95 and p99.9, each resampling the statistic it judges."""
     import numpy as np
 
-    from reports import build_report
+    from satscope.reports import build_report
 
     run = write_synthetic_run(tmp_path / "run", SyntheticRun(kind="none", levels=(2, 4), stage_s=10.0))
     summary = build_report(run, percentiles=[50, 90, 95, 99, 99.9]).summary

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.gates import GateInputError, PathError, load_rules, parse_rules
-from reports.gates._paths import resolve
+from satscope.reports.gates import GateInputError, PathError, load_rules, parse_rules
+from satscope.reports.gates._paths import resolve
 
 GOOD = """
 [gate]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reports.gates import GateInputError, parse_rules
-from reports.gates._paths import resolve
+from satscope.reports.gates import GateInputError, parse_rules
+from satscope.reports.gates._paths import resolve
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True), st.text(max_size=20)

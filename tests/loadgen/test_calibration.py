@@ -9,7 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.calibrate import fit_line
+from satscope.loadgen.calibrate import fit_line
 from tests.helpers import bundled_server
 from tests.loadgen.conftest import run_satscope
 

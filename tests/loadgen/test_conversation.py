@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from loadgen._token_stream import StreamTally, read_stream
-from loadgen.conversation import Session, ThinkTime
-from loadgen.conversations_file import load_conversations
-from loadgen.sse import answer_text, chunk_text, request_body
-from loadgen.workload import Workload, WorkloadConfig
 from satscope.errors import SatscopeError
+from satscope.loadgen._token_stream import StreamTally, read_stream
+from satscope.loadgen.conversation import Session, ThinkTime
+from satscope.loadgen.conversations_file import load_conversations
+from satscope.loadgen.sse import answer_text, chunk_text, request_body
+from satscope.loadgen.workload import Workload, WorkloadConfig
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

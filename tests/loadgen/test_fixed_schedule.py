@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.schedule_file import load_schedule
-from loadgen.trace import replay_envelope
-from loadgen.workload import LengthDist, Workload, WorkloadConfig
 from satscope.errors import SatscopeError
+from satscope.loadgen.schedule_file import load_schedule
+from satscope.loadgen.trace import replay_envelope
+from satscope.loadgen.workload import LengthDist, Workload, WorkloadConfig
 from tests.loadgen.conftest import fake_server, run_satscope
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -132,7 +132,7 @@ def test_sessions_start_at_their_timestamps_over_two_workers(tmp_path: Path) -> 
         turns = turns.sort_values("turn")
         assert (np.diff(turns.prompt_tokens.to_numpy()) > 0).all()
     assert sorted(req.groupby("session_id").size()) == [1, 1, 2, 2]
-    from reports import analyze
+    from satscope.reports import analyze
 
     replay = analyze(out)["replay"]
     assert replay is not None and replay["requests"] == 6 and replay["speedup"] == 2.0

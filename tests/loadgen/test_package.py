@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import loadgen
+from satscope import loadgen
 from tests.loadgen.conftest import ROOT
 
 PUBLIC = {
@@ -23,7 +23,7 @@ def test_public_names() -> None:
 
 def test_cli_and_pure_modules_stay_light() -> None:
     code = (
-        "import sys, loadgen, satscope._orchestrate, satscope._live, satscope.cli\n"
+        "import sys, satscope.loadgen, satscope._orchestrate, satscope._live, satscope.cli\n"
         "heavy = [m for m in ('locust', 'gevent', 'torch', 'pyarrow', 'pandas') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -10,9 +10,9 @@ import json
 
 import pyarrow.parquet as pq
 
-from loadgen.workload import LEAD_IN_WORDS, LengthDist, Workload, WorkloadConfig
-from reports._load import load_run
-from reports._prompt_cache import prompt_cache_warnings
+from satscope.loadgen.workload import LEAD_IN_WORDS, LengthDist, Workload, WorkloadConfig
+from satscope.reports._load import load_run
+from satscope.reports._prompt_cache import prompt_cache_warnings
 from tests.loadgen.conftest import ROOT, run_satscope
 
 

@@ -17,7 +17,7 @@ from tests.loadgen.conftest import ROOT, fake_server
 _SCRIPT = textwrap.dedent("""
     from gevent import monkey; monkey.patch_all()
     import json, sys, time
-    from loadgen._raw_stream import RawConnection
+    from satscope.loadgen._raw_stream import RawConnection
     conn = RawConnection(sys.argv[1], 5.0, 5.0)
     out = []
     for rid in ("a", "b"):  # the second request reuses the kept-alive connection

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from reports import build_report
+from satscope.reports import build_report
 from satscope.run_format import MANIFEST_FILE, REQUESTS_FILE, TOKENS_FILE
 from tests.loadgen.conftest import run_satscope
 from tests.loadgen.reasoning_server import PHASE_GAP_S, THINK_DELIMITERS, ReasoningServer, Sent

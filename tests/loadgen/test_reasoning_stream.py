@@ -11,12 +11,12 @@ import msgpack
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen import _token_stream
-from loadgen._token_stream import StreamTally, read_stream
-from loadgen.records import RequestRecord, RunStore, WorkerBuffer
-from loadgen.shapes import Shape, Stage
-from loadgen.sse import LineKind, Usage, parse_line, usage_counts
-from loadgen.token_audit import THINK_DELIMITER_TOKENS, token_mismatch
+from satscope.loadgen import _token_stream
+from satscope.loadgen._token_stream import StreamTally, read_stream
+from satscope.loadgen.records import RequestRecord, RunStore, WorkerBuffer
+from satscope.loadgen.shapes import Shape, Stage
+from satscope.loadgen.sse import LineKind, Usage, parse_line, usage_counts
+from satscope.loadgen.token_audit import THINK_DELIMITER_TOKENS, token_mismatch
 from satscope.run_format import read_requests_table, requests_schema
 
 

@@ -17,13 +17,13 @@ import msgpack
 import psutil
 import pyarrow.parquet as pq
 
-from loadgen._record_writer import pack_frame
-from loadgen.config import LoadgenConfig
-from loadgen.dead_target import DeadTargetWatch
-from loadgen.recent import RecentRecords
-from loadgen.records import RequestRecord, RunStore, WorkerBuffer
-from loadgen.shapes import Shape, Stage
-from loadgen.workload import LengthDist, WorkloadConfig
+from satscope.loadgen._record_writer import pack_frame
+from satscope.loadgen.config import LoadgenConfig
+from satscope.loadgen.dead_target import DeadTargetWatch
+from satscope.loadgen.recent import RecentRecords
+from satscope.loadgen.records import RequestRecord, RunStore, WorkerBuffer
+from satscope.loadgen.shapes import Shape, Stage
+from satscope.loadgen.workload import LengthDist, WorkloadConfig
 from tests.loadgen.conftest import ROOT, fake_server
 
 SHAPE = Shape([Stage("low", 10, 2), Stage("ramp", 10, 2, profile="linear", load_end=12)])
@@ -71,7 +71,7 @@ def _rows(path: Path) -> int:
 
 def test_the_writer_publishes_whole_batches_as_they_come_and_ends_with_the_in_memory_tables(tmp_path: Path) -> None:
     batches = _batches(6)
-    cmd = [sys.executable, "-m", "loadgen._record_writer", "--run-dir", str(tmp_path), "--interval-s", "0"]
+    cmd = [sys.executable, "-m", "satscope.loadgen._record_writer", "--run-dir", str(tmp_path), "--interval-s", "0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(pack_frame({"kind": "shape", "shape": SHAPE.to_json(), "origin_s": 100.0}))
@@ -131,7 +131,7 @@ def _config(run_dir: Path, url: str, duration_s: float) -> Path:
 
 
 def _loadgen(config: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "loadgen.runner", "--role", "local", "--config", str(config), *extra]
+    cmd = [sys.executable, "-m", "satscope.loadgen.runner", "--role", "local", "--config", str(config), *extra]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -173,7 +173,7 @@ def test_the_writer_outlives_neither_signals_nor_its_killed_parent_and_keeps_wha
                 if line.startswith("SATSCOPE ") and '"kind": "progress"' in line:
                     forwarded = json.loads(line[9:])["requests"]
             me = psutil.Process(proc.pid)
-            (writer,) = [c for c in me.children() if "loadgen._record_writer" in " ".join(c.cmdline())]
+            (writer,) = [c for c in me.children() if "satscope.loadgen._record_writer" in " ".join(c.cmdline())]
             writer.send_signal(signal.SIGTERM)  # a signal to the group is the load generator's to act on
             time.sleep(0.5)
             assert writer.is_running()

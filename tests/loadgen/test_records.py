@@ -8,12 +8,12 @@ import msgpack
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.output import progress, write_run_files
-from loadgen.recent import RecentRecords
-from loadgen.records import RequestRecord, RunStore, WorkerBuffer
-from loadgen.saturation import loadgen_figures
-from loadgen.shapes import Shape, Stage
 from satscope._manifest import redact_command
+from satscope.loadgen.output import progress, write_run_files
+from satscope.loadgen.recent import RecentRecords
+from satscope.loadgen.records import RequestRecord, RunStore, WorkerBuffer
+from satscope.loadgen.saturation import loadgen_figures
+from satscope.loadgen.shapes import Shape, Stage
 from satscope.run_format import requests_schema, samples_schema, tokens_schema
 
 SHAPE = Shape([Stage("low", 10, 2), Stage("ramp", 10, 2, profile="linear", load_end=12)])

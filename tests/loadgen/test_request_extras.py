@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from loadgen.config import request_quota
-from loadgen.request_extras import HEADERS_ENV, headers_from_env, parse_headers, redacted_headers
-from loadgen.sse import request_body
-from reports._percentiles import parse_percentiles, percentile_key
 from satscope._manifest import redact_command
 from satscope.errors import SatscopeError
+from satscope.loadgen.config import request_quota
+from satscope.loadgen.request_extras import HEADERS_ENV, headers_from_env, parse_headers, redacted_headers
+from satscope.loadgen.sse import request_body
+from satscope.reports._percentiles import parse_percentiles, percentile_key
 
 
 def test_headers_are_parsed_trimmed_and_written_without_values() -> None:

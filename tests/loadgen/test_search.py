@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from loadgen.search import MIN_COMPLETED, LevelFigures, Search, SearchRun, SearchSettings, judge, level_figures
 from satscope.errors import SatscopeError
+from satscope.loadgen.search import MIN_COMPLETED, LevelFigures, Search, SearchRun, SearchSettings, judge, level_figures
 
 
 def fig(load: float, rps: float, ttft: float, completed: int = 50, errors: int = 0) -> LevelFigures:
@@ -156,7 +156,7 @@ def test_bad_settings_are_one_line(kwargs: dict, message: str) -> None:
 
 
 def test_the_search_options_make_an_envelope_and_settings() -> None:
-    from loadgen.shape_options import ShapeOptions, build_shape, search_settings
+    from satscope.loadgen.shape_options import ShapeOptions, build_shape, search_settings
 
     options = ShapeOptions(shape="search", users=32, duration_s=80, start_load=2)
     envelope = build_shape(options)
@@ -176,7 +176,7 @@ def open_fig(load: float, served: float, dispatched: float, span: float = 4.0, e
 
 
 def test_open_loop_levels_are_judged_by_what_they_served_beyond_the_count_noise() -> None:
-    from loadgen.search import judge_open
+    from satscope.loadgen.search import judge_open
 
     lowest = open_fig(2, 2.0, 2.0)
     # 4 s at 10 req/s, 0.3 s requests: the noise allows 2 * sqrt(1 + 10 * 0.3) = 4 requests short
@@ -219,7 +219,7 @@ def slo_fig(load: float, attainment: float, judged: int = 40) -> LevelFigures:
 
 
 def test_an_slo_search_brackets_the_highest_load_meeting_the_attainment() -> None:
-    from loadgen.search import judge_slo
+    from satscope.loadgen.search import judge_slo
 
     settings = SearchSettings("closed", 1, 32, 3.0, slos={"ttft_s": 0.2, "itl_s": None, "e2e_s": None},
                               attainment=0.9)  # fmt: skip
@@ -241,7 +241,7 @@ def test_an_slo_search_brackets_the_highest_load_meeting_the_attainment() -> Non
 
 
 def test_level_figures_judge_slos_after_the_backlog_and_count_dispatches() -> None:
-    from reports._goodput import Slos
+    from satscope.reports._goodput import Slos
 
     # level [0, 8): settle to 2; one request of the level before ends at 3 (a backlog)
     cols = {
@@ -267,7 +267,7 @@ def test_level_figures_judge_slos_after_the_backlog_and_count_dispatches() -> No
 def test_next_arrival_follows_the_levels_known_and_redraws_at_a_boundary() -> None:
     import random
 
-    from loadgen.arrivals import next_arrival
+    from satscope.loadgen.arrivals import next_arrival
 
     rng = random.Random(1)
     levels = [(0.0, 2.0)]
@@ -287,7 +287,7 @@ def test_next_arrival_follows_the_levels_known_and_redraws_at_a_boundary() -> No
 
 
 def test_an_open_loop_search_has_rate_options_and_the_slo_flags() -> None:
-    from loadgen.shape_options import ShapeOptions, check_flag_combination, search_settings
+    from satscope.loadgen.shape_options import ShapeOptions, check_flag_combination, search_settings
 
     settings = search_settings(ShapeOptions(shape="search", rate=20.0, start_load=0.5, budget_s=60,
                                             slos=("ttft=500ms",), slo_attainment=0.95))  # fmt: skip
@@ -304,7 +304,7 @@ def test_an_open_loop_search_has_rate_options_and_the_slo_flags() -> None:
 def test_dispatches_travel_to_the_master_and_levels_wake_a_waiting_dispatcher() -> None:
     import gevent
 
-    from loadgen._level_feed import DispatchLog, LevelFeed
+    from satscope.loadgen._level_feed import DispatchLog, LevelFeed
 
     worker, master = DispatchLog(), DispatchLog()
     for t in (1.0, 2.0, 3.0):

@@ -97,7 +97,7 @@ def test_summary_gives_ttft_by_turn_from_the_records(tmp_path: Path) -> None:
             "--input-len", "16", "--output-len", "4", "--out", str(out),
         )  # fmt: skip
         assert res.returncode == 0, res.stderr
-    from reports import analyze
+    from satscope.reports import analyze
 
     sessions = analyze(out)["sessions"]
     req = _sessions(out)
@@ -126,7 +126,7 @@ def test_a_run_without_sessions_has_null_sessions(tmp_path: Path) -> None:
         res = run_satscope("--target", server.url, "--users", "1", "--duration", "1", "--output-len", "3",
                            "--out", str(out))  # fmt: skip
     assert res.returncode == 0, res.stderr
-    from reports import analyze
+    from satscope.reports import analyze
 
     assert analyze(out)["sessions"] is None
     req = read_requests_table(out / "requests.parquet")

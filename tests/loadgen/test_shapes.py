@@ -8,10 +8,10 @@ import statistics
 
 import pytest
 
-from loadgen.arrivals import arrival_times, next_gap
-from loadgen.shape_options import ShapeOptions, build_shape
-from loadgen.shapes import Shape, Stage, load_stages_toml
 from satscope.errors import SatscopeError
+from satscope.loadgen.arrivals import arrival_times, next_gap
+from satscope.loadgen.shape_options import ShapeOptions, build_shape
+from satscope.loadgen.shapes import Shape, Stage, load_stages_toml
 
 
 def test_step_shape_holds_each_step_and_ends() -> None:
@@ -111,7 +111,7 @@ def test_next_gap_rejects_nonsense() -> None:
 
 
 def test_load_lists_and_geometric_series() -> None:
-    from loadgen.load_list import parse_loads
+    from satscope.loadgen.load_list import parse_loads
 
     assert parse_loads("8", "--users", whole=True) == (8.0,)
     assert parse_loads("1,2,4, 8", "--users", whole=True) == (1.0, 2.0, 4.0, 8.0)

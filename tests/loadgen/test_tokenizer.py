@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.tokenizer import WordCosts, load_prompt_tokenizer
-from loadgen.workload import VOCABULARY, LengthDist, Workload, WorkloadConfig
 from satscope.errors import SatscopeError
+from satscope.loadgen.tokenizer import WordCosts, load_prompt_tokenizer
+from satscope.loadgen.workload import VOCABULARY, LengthDist, Workload, WorkloadConfig
 from tests.cli.test_light_install import _light_env
 from tests.helpers import bundled_server
 from tests.loadgen.conftest import run_satscope
@@ -138,8 +138,8 @@ def test_the_light_install_names_the_package_to_add(tmp_path: Path) -> None:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The engine's tiny random model as a Hugging Face checkpoint whose byte-level tokenizer adds a BOS."""
     pytest.importorskip("torch")
-    from server_under_test.config import ServerConfig
-    from server_under_test.engine import LLMEngine
+    from satscope.server_under_test.config import ServerConfig
+    from satscope.server_under_test.engine import LLMEngine
     from tests.server.test_engine import _write_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt")

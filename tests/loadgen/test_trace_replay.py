@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadgen.trace import TracePrompts, TraceRequest, load_mooncake, replay_envelope
-from loadgen.workload import VOCABULARY, Workload, WorkloadConfig
 from satscope.errors import SatscopeError
+from satscope.loadgen.trace import TracePrompts, TraceRequest, load_mooncake, replay_envelope
+from satscope.loadgen.workload import VOCABULARY, Workload, WorkloadConfig
 from satscope.run_format import read_requests_table
 from tests.loadgen.conftest import fake_server, run_satscope
 
@@ -109,7 +109,7 @@ def test_a_replay_at_speedup_10_keeps_to_the_schedule(tmp_path: Path) -> None:
     assert (req["max_tokens"].to_numpy() == [x["output_length"] for x in lines]).all()
     assert (req["prompt_tokens"].to_numpy() == [x["input_length"] for x in lines]).all()  # the fake server counts words
     lateness = (req["start"] - req["intended_start"]).to_numpy()
-    from reports import analyze
+    from satscope.reports import analyze
 
     replay = analyze(out)["replay"]
     assert replay["requests"] == len(lines) and replay["speedup"] == 10.0
@@ -151,7 +151,7 @@ def test_the_replay_block_is_documented_field_for_field(tmp_path: Path) -> None:
 
     import pandas as pd
 
-    from reports._replay import replay_block
+    from satscope.reports._replay import replay_block
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "summary-format.md").read_text()
     section = doc.split("\n## `replay`\n", 1)[1].split("\n## ", 1)[0]

@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-from loadgen.sse import LineKind, parse_line, request_body
-from loadgen.workload import LengthDist, Workload, WorkloadConfig, load_sharegpt
 from satscope.errors import SatscopeError
+from satscope.loadgen.sse import LineKind, parse_line, request_body
+from satscope.loadgen.workload import LengthDist, Workload, WorkloadConfig, load_sharegpt
 
 
 @pytest.mark.parametrize("text, mean, sd", [("64", 64, 0), ("uniform:100:50", 100, 28.9), ("normal:200:20", 200, 20)])

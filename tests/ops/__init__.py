@@ -1,1 +1,1 @@
-"""Tests of the reference server's kernels (server_under_test/ops)."""
+"""Tests of the reference server's kernels (satscope/server_under_test/ops)."""

@@ -57,12 +57,12 @@ def _divisibility(fn: object, dtype: str, constexprs: dict[str, object]) -> dict
 
 
 def cases() -> list[tuple[str, object, str, dict[str, object], int]]:
-    from server_under_test.ops.decode_attention import _combine_splits_kernel, _paged_decode_kernel
-    from server_under_test.ops.kv_store import _store_kvcache_kernel
-    from server_under_test.ops.prefill_attention import _prefill_attention_kernel
-    from server_under_test.ops.rms_norm import _rms_norm_kernel
-    from server_under_test.ops.rope import _rope_kernel
-    from server_under_test.ops.silu_mul import _silu_and_mul_kernel
+    from satscope.server_under_test.ops.decode_attention import _combine_splits_kernel, _paged_decode_kernel
+    from satscope.server_under_test.ops.kv_store import _store_kvcache_kernel
+    from satscope.server_under_test.ops.prefill_attention import _prefill_attention_kernel
+    from satscope.server_under_test.ops.rms_norm import _rms_norm_kernel
+    from satscope.server_under_test.ops.rope import _rope_kernel
+    from satscope.server_under_test.ops.silu_mul import _silu_and_mul_kernel
 
     attention = {"BLOCK_D": 128, "BLOCK_SIZE": 16, "BLOCK_N": 64}
     out = []

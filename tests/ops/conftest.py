@@ -20,7 +20,7 @@ if not ON_GPU:
     os.environ["TRITON_INTERPRET"] = "1"
     # Another test folder may have imported the ops (through the model) before this conftest ran;
     # re-decorate their kernels so they are interpreted too.
-    for _name in [n for n in sys.modules if n.startswith("server_under_test.ops.")]:
+    for _name in [n for n in sys.modules if n.startswith("satscope.server_under_test.ops.")]:
         importlib.reload(sys.modules[_name])
 
 DEVICE = "cuda" if ON_GPU else "cpu"

@@ -17,7 +17,7 @@ MAX_TOKENS = 6
 def main() -> None:
     import torch
 
-    from server_under_test import LLMEngine, SamplingParams, ServerConfig, ops
+    from satscope.server_under_test import LLMEngine, SamplingParams, ServerConfig, ops
 
     config = ServerConfig(
         preset="tiny", dtype="float32", seed=1, kv_blocks=64, block_size=16, max_batched_tokens=32, torch_threads=1

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-import server_under_test.ops as ops
+import satscope.server_under_test.ops as ops
 from satscope.errors import SatscopeError
-from server_under_test.ops._backend import backend, select_backend
+from satscope.server_under_test.ops._backend import backend, select_backend
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_dispatch_follows_the_backend(monkeypatch: pytest.MonkeyPatch, fresh_bac
 def test_dispatch_reaches_the_triton_kernels(monkeypatch: pytest.MonkeyPatch, fresh_backend: None) -> None:
     import torch
 
-    from server_under_test.ops.rms_norm import rms_norm_triton
+    from satscope.server_under_test.ops.rms_norm import rms_norm_triton
     from tests.ops.conftest import DEVICE
 
     monkeypatch.setenv("SATSCOPE_KERNELS", "triton")
@@ -97,7 +97,7 @@ def test_importing_the_ops_needs_no_gpu() -> None:
     # A fresh interpreter without TRITON_INTERPRET: the kernels are compiled-mode JITFunctions and
     # nothing may query a driver at import time.
     env = {"PATH": "/usr/bin:/bin", "CUDA_VISIBLE_DEVICES": ""}
-    code = "import server_under_test.ops as ops; print(ops.backend())"
+    code = "import satscope.server_under_test.ops as ops; print(ops.backend())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "torch"

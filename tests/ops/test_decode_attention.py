@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test.ops.decode_attention import paged_decode_attention_ref, paged_decode_attention_triton
+from satscope.server_under_test.ops.decode_attention import paged_decode_attention_ref, paged_decode_attention_triton
 from tests.ops.compare import ATTENTION_TOLERANCES, assert_close
 from tests.ops.conftest import DEVICE, DTYPES
 from tests.ops.paged import dense_attention, make_paged_batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test.ops.kv_store import store_kvcache_ref, store_kvcache_triton
+from satscope.server_under_test.ops.kv_store import store_kvcache_ref, store_kvcache_triton
 from tests.ops.conftest import DEVICE, DTYPES
 
 pytestmark = pytest.mark.interpreter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test.ops.prefill_attention import prefill_attention_ref, prefill_attention_triton
+from satscope.server_under_test.ops.prefill_attention import prefill_attention_ref, prefill_attention_triton
 from tests.ops.compare import ATTENTION_TOLERANCES, assert_close
 from tests.ops.conftest import DEVICE, DTYPES
 from tests.ops.paged import dense_attention, make_paged_batch
@@ -65,7 +65,7 @@ def test_reference_matches_dense_attention(hq: int, hkv: int) -> None:
 
 
 def test_prefill_of_one_token_is_decode() -> None:
-    from server_under_test.ops.decode_attention import paged_decode_attention_ref
+    from satscope.server_under_test.ops.decode_attention import paged_decode_attention_ref
 
     batch = make_paged_batch([1, 17, 40], 2, HEAD_DIM, BLOCK_SIZE, torch.float32, DEVICE)
     q = torch.randn(3, 8, HEAD_DIM, device=DEVICE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test.ops.rms_norm import rms_norm_ref, rms_norm_triton
+from satscope.server_under_test.ops.rms_norm import rms_norm_ref, rms_norm_triton
 from tests.ops.compare import TOLERANCES, assert_close
 from tests.ops.conftest import DEVICE, DTYPES
 

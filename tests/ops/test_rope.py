@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test.ops.rope import apply_rope_ref, apply_rope_triton
+from satscope.server_under_test.ops.rope import apply_rope_ref, apply_rope_triton
 from tests.ops.compare import TOLERANCES, assert_close
 from tests.ops.conftest import DEVICE, DTYPES
 

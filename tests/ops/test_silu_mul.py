@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server_under_test.ops.silu_mul import silu_and_mul_ref, silu_and_mul_triton
+from satscope.server_under_test.ops.silu_mul import silu_and_mul_ref, silu_and_mul_triton
 from tests.ops.compare import TOLERANCES, assert_close
 from tests.ops.conftest import DEVICE, DTYPES
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from probes._counters import CounterTracker, HistogramMeanTracker, counter_increase
+from satscope.probes._counters import CounterTracker, HistogramMeanTracker, counter_increase
 
 
 def test_first_reading_gives_no_rate_then_rates_follow() -> None:

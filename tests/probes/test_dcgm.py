@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes._dcgm import DcgmProbe
+from satscope.probes._dcgm import DcgmProbe
 from tests.probes.conftest import ExpositionServer, fixture_text
 
 MIB = 1024 * 1024

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from probes import CanonicalMapper, detect_engine, parse_exposition
-from probes._model_info import model_description
+from satscope.probes import CanonicalMapper, detect_engine, parse_exposition
+from satscope.probes._model_info import model_description
 from tests.probes.conftest import fixture_text
 
 # Second scrape, 2 s after the first: every gauge, rate and histogram mean the engine has, and
@@ -130,7 +130,7 @@ def test_model_description_from_our_server_and_others() -> None:
 
 
 def test_an_openai_base_url_target_scrapes_the_server_root() -> None:
-    from probes._server import ServerProbe
+    from satscope.probes._server import ServerProbe
 
     assert ServerProbe("http://127.0.0.1:8000/v1").url == "http://127.0.0.1:8000/metrics"
     assert ServerProbe("http://gw/llm/").url == "http://gw/llm/metrics"

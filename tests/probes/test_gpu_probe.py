@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from probes._nvml import GpuProbe
-from probes._source import SourceUnavailable
+from satscope.probes._nvml import GpuProbe
+from satscope.probes._source import SourceUnavailable
 from tests.probes.fake_pynvml import FakeGpu, make_fake_pynvml, real
 
 GPM = {

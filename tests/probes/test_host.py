@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from probes._host import HostProbe
+from satscope.probes._host import HostProbe
 
 # A "server" whose work happens in a child process, as engines with worker processes do.
 PARENT = (

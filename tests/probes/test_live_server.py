@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from probes import ProbeConfig, ProbeRunner
+from satscope.probes import ProbeConfig, ProbeRunner
 from tests.helpers import bundled_server
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from probes import CanonicalMapper, detect_engine, parse_exposition
-from probes._prometheus import promql_for
+from satscope.probes import CanonicalMapper, detect_engine, parse_exposition
+from satscope.probes._prometheus import promql_for
 from tests.helpers import free_port
 from tests.probes.conftest import fixture_text
 
@@ -102,8 +102,8 @@ def test_promql_hit_rate_is_a_ratio_of_rates_and_the_gauge_only_a_fallback() -> 
 
 
 def test_live_scrape_of_the_bundled_server_reports_its_hit_rate() -> None:
-    from server_under_test.config import ServerConfig
-    from server_under_test.server import ServerThread
+    from satscope.server_under_test.config import ServerConfig
+    from satscope.server_under_test.server import ServerThread
 
     prefix = "a shared system prompt for every user of this test. " * 4  # 208 bytes: 13 full blocks
     config = ServerConfig(port=free_port(), log_level="warning", kv_blocks=256)

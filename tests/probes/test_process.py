@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "probes", *args], cwd=REPO, env={**os.environ, **(env or {})},
+    cmd = [sys.executable, "-m", "satscope.probes", *args]
+    return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from probes import ProbeConfig, ProbeRunner
-from probes._prometheus import promql_for
+from satscope.probes import ProbeConfig, ProbeRunner
+from satscope.probes._prometheus import promql_for
 from tests.helpers import bundled_server, free_port, wait_http_ok
 
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)

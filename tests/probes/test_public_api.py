@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import probes
+from satscope import probes
 
 
 def test_public_names_are_exactly_all() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import ProbeConfig, ProbeRunner
+from satscope.probes import ProbeConfig, ProbeRunner
 from satscope.run_format import PROBES_FILE
 from tests.probes.conftest import ExpositionServer, fixture_text
 
@@ -50,7 +50,7 @@ class _Broken:
 
 def test_a_source_that_breaks_on_open_is_reported_and_the_rest_run(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("probes._runner.ServerProbe", lambda *args: _Broken())
+    monkeypatch.setattr("satscope.probes._runner.ServerProbe", lambda *args: _Broken())
     runner = ProbeRunner(ProbeConfig(target="http://127.0.0.1:9", out=tmp_path, gpu=False, duration_s=0.5,
                                      interval_s=0.1), quiet=True)
     runner.run()

@@ -21,7 +21,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from reports import build_report
+from satscope.reports import build_report
 from tests.helpers import free_port
 from tests.reliability._targets import hostile_target, satscope_run, start_serve, stop
 

@@ -41,7 +41,7 @@ def test_sigkill_of_run_ends_every_child_and_report_marks_it_abandoned(tmp_path:
         _wait(lambda: len(me.children()) >= 4 and (out / "requests.parquet").exists(), 180, "load running")
         children = me.children(recursive=True)
         kinds = " ".join(" ".join(c.cmdline()) for c in children)
-        assert "satscope serve" in kinds and "-m probes" in kinds and "--role master" in kinds, kinds
+        assert "satscope serve" in kinds and "-m satscope.probes" in kinds and "--role master" in kinds, kinds
         proc.kill()
         proc.wait(10)
         killed = time.monotonic()

@@ -13,7 +13,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.sse import LineKind, parse_line
+from satscope.loadgen.sse import LineKind, parse_line
 
 KINDS = {LineKind.CONTENT, LineKind.EMPTY, LineKind.DONE, LineKind.SKIP, LineKind.ERROR, LineKind.MALFORMED}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadgen.shapes import load_stages_toml
-from loadgen.sse import LineKind, parse_line
-from probes import ENGINES, CanonicalMapper, parse_exposition
 from satscope.errors import SatscopeError
+from satscope.loadgen.shapes import load_stages_toml
+from satscope.loadgen.sse import LineKind, parse_line
+from satscope.probes import ENGINES, CanonicalMapper, parse_exposition
 
 KINDS = {LineKind.CONTENT, LineKind.EMPTY, LineKind.DONE, LineKind.SKIP, LineKind.ERROR, LineKind.MALFORMED}
 

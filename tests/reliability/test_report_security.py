@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_report
-from reports._synthetic import SyntheticRun, write_synthetic_run
+from satscope.reports import build_report
+from satscope.reports._synthetic import SyntheticRun, write_synthetic_run
 from tests.reliability._targets import ROOT
 
 HOSTILE = {
@@ -118,7 +118,7 @@ def test_csp_allows_exactly_the_pages_own_inline_scripts(page: tuple[str, _Tags]
 _KILL_MID_WRITE = textwrap.dedent("""
     import os, sys, time
     import satscope.run_format as rf
-    from reports import build_report
+    from satscope.reports import build_report
     real_fsync = os.fsync
     def slow_fsync(fd):  # the temp file holds the new page: stall here until killed
         if os.fstat(fd).st_size > 100_000:

@@ -18,8 +18,8 @@ import httpx
 import psutil
 import pytest
 
-from server_under_test.config import ServerConfig
-from server_under_test.server import ServerThread
+from satscope.server_under_test.config import ServerConfig
+from satscope.server_under_test.server import ServerThread
 from tests.helpers import ServerProcess, bundled_server, free_port, wait_http_ok
 
 MARKER = "SECRET-PROMPT-5d1e"

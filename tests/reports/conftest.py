@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reports._synthetic import SyntheticRun, write_synthetic_run
+from satscope.reports._synthetic import SyntheticRun, write_synthetic_run
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import analyze
-from reports._synthetic import SyntheticRun
+from satscope.reports import analyze
+from satscope.reports._synthetic import SyntheticRun
 
 SPEC = SyntheticRun()
 # The synthetic server: one request = TTFT + 31 gaps = 0.72 s, 32 output tokens, linear up to 8 users.

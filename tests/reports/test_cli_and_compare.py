@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from reports import compare_runs
-from reports._compare import differences
+from satscope.reports import compare_runs
+from satscope.reports._compare import differences
 from tests.helpers import satscope_cli
 
 

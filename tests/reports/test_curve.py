@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import analyze
-from reports._curve import MIN_LOADS, CurveFit, curve_block, fit_two_segment, fit_usl, predict
+from satscope.reports import analyze
+from satscope.reports._curve import MIN_LOADS, CurveFit, curve_block, fit_two_segment, fit_usl, predict
 
 LOADS = np.array([1, 2, 4, 8, 12, 16, 24, 32, 48, 64], dtype=float)
 

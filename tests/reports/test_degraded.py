@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reports import analyze, build_report
+from satscope.reports import analyze, build_report
 
 
 def test_no_probes_at_all(synth: Callable[..., Path], tmp_path: Path) -> None:

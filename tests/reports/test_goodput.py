@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import Slos, analyze, parse_slos
 from satscope.errors import SatscopeError
+from satscope.reports import Slos, analyze, parse_slos
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_report, compare_runs
+from satscope.reports import build_report, compare_runs
 from tests.reports.browser import open_html, require_chromium, screenshot_stats
 
 SCRIPT_MODEL = "<script>window.__pwned = 'model'</script>"

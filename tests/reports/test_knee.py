@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reports._knee import find_knee
+from satscope.reports._knee import find_knee
 
 
 def _levels(loads: list[float], tokens: list[float], ttft: list[float], **extra: list[float]) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reports import analyze
-from reports._little import level_little
+from satscope.reports import analyze
+from satscope.reports._little import level_little
 from satscope.run_format import REQUESTS_FILE, write_parquet_atomic
 
 

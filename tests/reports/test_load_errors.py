@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reports import ReportInputError, analyze
 from satscope.errors import SatscopeError
+from satscope.reports import ReportInputError, analyze
 
 
 def _raises_naming(run: Path, name: str) -> str:

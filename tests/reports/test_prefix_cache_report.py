@@ -16,9 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from reports import analyze, build_report
-from reports._samples import window_samples
-from reports._synthetic import ORIGIN_S, SyntheticRun
+from satscope.reports import analyze, build_report
+from satscope.reports._samples import window_samples
+from satscope.reports._synthetic import ORIGIN_S, SyntheticRun
 from satscope.run_format import REQUESTS_FILE, SAMPLES_FILE, requests_schema, samples_schema, write_parquet_atomic
 
 SPEC = SyntheticRun()  # kind kv_cache: the pool fills from the knee (8 users) on

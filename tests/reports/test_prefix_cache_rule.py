@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from reports._bottleneck import attribute
-from reports._evidence import Context
-from reports._rules_cache import prefix_cache_rule
-from reports._thresholds import THRESHOLDS
+from satscope.reports._bottleneck import attribute
+from satscope.reports._evidence import Context
+from satscope.reports._rules_cache import prefix_cache_rule
+from satscope.reports._thresholds import THRESHOLDS
 
 WINDOWS = 5  # per level, 1 s each
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from reports import analyze, build_report
+from satscope.reports import analyze, build_report
 from satscope.run_format import write_json_atomic
 from satscope.search_file import SEARCH_FILE, SearchFile, SearchLevel
 
@@ -69,7 +69,7 @@ def test_a_bracket_cut_short_says_why(scratch_run: Callable[..., Path]) -> None:
 
 
 def test_a_bracket_the_stage_figures_disagree_with_says_why() -> None:
-    from reports._search import bracket_sentence
+    from satscope.reports._search import bracket_sentence
 
     search = {"unit": "users", "good": 4.0, "saturated": 5.0, "levels_run": 6, "wall_s": 18.0,
               "stopped": "bracket within the precision"}  # fmt: skip
@@ -98,7 +98,7 @@ def test_an_slo_search_names_the_max_goodput_load(scratch_run: Callable[..., Pat
 
 
 def test_an_slo_search_without_a_bracket_says_which_side_it_ended() -> None:
-    from reports._search import bracket_sentence
+    from satscope.reports._search import bracket_sentence
 
     search = {"unit": "users", "goal": "slo", "slos": {"e2e_s": 2.0}, "attainment": 0.9, "good": 32.0,
               "saturated": None, "levels_run": 6, "wall_s": 18.0,

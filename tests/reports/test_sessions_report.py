@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports._load import RunData
-from reports._prompt_cache import prompt_cache_warnings
-from reports._sessions import sessions_block
+from satscope.reports._load import RunData
+from satscope.reports._prompt_cache import prompt_cache_warnings
+from satscope.reports._sessions import sessions_block
 
 
 def _rows() -> pd.DataFrame:
@@ -73,7 +73,7 @@ def test_the_block_is_documented_field_for_field() -> None:
 
 
 def test_the_html_section_has_a_row_per_turn() -> None:
-    from reports._sessions_table import sessions_section
+    from satscope.reports._sessions_table import sessions_section
 
     assert sessions_section({"sessions": None}) == []
     (section,) = sessions_section({"sessions": sessions_block(_rows(), {"turns": 3})})

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import reports
-from reports import analyze, build_report
+from satscope import reports
+from satscope.reports import analyze, build_report
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "summary-format.md"
 
@@ -110,7 +110,7 @@ def test_timeline_is_downsampled_for_long_runs() -> None:
     import numpy as np
     import pandas as pd
 
-    from reports._figures import MAX_POINTS, timeline_figure
+    from satscope.reports._figures import MAX_POINTS, timeline_figure
 
     n = 10 * MAX_POINTS  # a 4-hour run at 1 s windows
     windows = pd.DataFrame(
@@ -128,7 +128,7 @@ def test_timeline_is_downsampled_for_long_runs() -> None:
 
 
 def test_json_in_the_page_cannot_close_its_script_element() -> None:
-    from reports._html import safe_json
+    from satscope.reports._html import safe_json
 
     text = safe_json({"name": "</script><script>alert(1)</script>", "amp": "a&b", "ls": "\u2028"})
     assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reports._thresholds import THRESHOLDS, Thresholds
+from satscope.reports._thresholds import THRESHOLDS, Thresholds
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reports.md"
 

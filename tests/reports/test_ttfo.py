@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reports import build_report
+from satscope.reports import build_report
 from satscope.run_format import REQUESTS_FILE, requests_schema
 
 THINKING_S = 0.5

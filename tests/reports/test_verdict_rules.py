@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import analyze
-from reports._saturation import round_load
-from reports._synthetic import SyntheticRun
+from satscope.reports import analyze
+from satscope.reports._saturation import round_load
+from satscope.reports._synthetic import SyntheticRun
 
 SPEC = SyntheticRun()
 E2E = SPEC.ttft_s + (SPEC.output_tokens - 1) * SPEC.itl_s
@@ -23,7 +23,7 @@ def _warnings(s: dict) -> dict[str, str]:
 
 def test_one_lagging_worker_is_judged_on_its_own(synth: Callable[..., Path]) -> None:
     lags = (0.001,) * 11 + (0.030,)
-    assert np.quantile(np.repeat(lags, 10), 0.9) < 0.010  # pooled, as loadgen/saturation.py did
+    assert np.quantile(np.repeat(lags, 10), 0.9) < 0.010  # pooled, as satscope/loadgen/saturation.py did
     s = analyze(synth(kind="none", worker_lag_s=lags))
     bn = s["bottleneck"]
     assert bn["kind"] == "client", s["verdict"]

@@ -7,8 +7,8 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
-from server_under_test.config import ServerConfig
-from server_under_test.server import ServerThread
+from satscope.server_under_test.config import ServerConfig
+from satscope.server_under_test.server import ServerThread
 from tests.helpers import free_port
 
 

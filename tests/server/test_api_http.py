@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server_under_test.server import ServerThread
+from satscope.server_under_test.server import ServerThread
 
 
 def _sse_events(body: str) -> list[str]:

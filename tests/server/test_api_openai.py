@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from server_under_test.server import ServerThread
+from satscope.server_under_test.server import ServerThread
 
 
 @pytest.fixture(scope="module")

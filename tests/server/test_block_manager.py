@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server_under_test.block_manager import BlockManager, OutOfBlocksError
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.sequence import Sequence
+from satscope.server_under_test.block_manager import BlockManager, OutOfBlocksError
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.sequence import Sequence
 
 
 def test_allocate_and_free_track_usage_exactly() -> None:

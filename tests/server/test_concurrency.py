@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from server_under_test.server import ServerThread
+from satscope.server_under_test.server import ServerThread
 
 STREAMS, MAX_TOKENS = 32, 24
 

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 
 import httpx
 
-from server_under_test.server import ServerThread
+from satscope.server_under_test.server import ServerThread
 
 
 def _wait_until(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:

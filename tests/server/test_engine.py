@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from server_under_test.config import ConfigError, ServerConfig
-from server_under_test.engine import LLMEngine, PromptTooLongError, QueueFullError
-from server_under_test.reference import dense_forward
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.weights import build_model
+from satscope.server_under_test.config import ConfigError, ServerConfig
+from satscope.server_under_test.engine import LLMEngine, PromptTooLongError, QueueFullError
+from satscope.server_under_test.reference import dense_forward
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.weights import build_model
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server_under_test.config import ConfigError, ServerConfig
-from server_under_test.engine import LLMEngine
-from server_under_test.server import ServerThread
+from satscope.server_under_test.config import ConfigError, ServerConfig
+from satscope.server_under_test.engine import LLMEngine
+from satscope.server_under_test.server import ServerThread
 from tests.helpers import free_port
 from tests.server.test_engine import _write_checkpoint
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from server_under_test.config import ServerConfig
-from server_under_test.engine import LLMEngine
-from server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.config import ServerConfig
+from satscope.server_under_test.engine import LLMEngine
+from satscope.server_under_test.sampling_params import SamplingParams
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")

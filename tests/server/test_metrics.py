@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from server_under_test.server import ServerThread
+from satscope.server_under_test.server import ServerThread
 
 DOCUMENTED = {
     "satscope_num_requests_running",

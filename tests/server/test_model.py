@@ -11,14 +11,14 @@ import random
 import pytest
 import torch
 
-from server_under_test.block_manager import BlockManager
-from server_under_test.config import ModelConfig
-from server_under_test.model_runner import ModelRunner
-from server_under_test.reference import dense_forward
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.scheduler import ScheduledBatch
-from server_under_test.sequence import Sequence
-from server_under_test.weights import build_model
+from satscope.server_under_test.block_manager import BlockManager
+from satscope.server_under_test.config import ModelConfig
+from satscope.server_under_test.model_runner import ModelRunner
+from satscope.server_under_test.reference import dense_forward
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.scheduler import ScheduledBatch
+from satscope.server_under_test.sequence import Sequence
+from satscope.server_under_test.weights import build_model
 
 CFG = ModelConfig(
     name="test",
@@ -113,7 +113,7 @@ def test_mixed_batch_of_decode_chunk_and_prefill_matches_dense(runner: ModelRunn
 
 
 def test_rope_tables_match_hf_convention() -> None:
-    from server_under_test.model import rope_tables
+    from satscope.server_under_test.model import rope_tables
 
     cos, sin = rope_tables(CFG, torch.device("cpu"))
     d = CFG.head_dim
@@ -127,7 +127,7 @@ def test_llama3_rope_scaling_matches_the_published_rule() -> None:
     import math
     from dataclasses import replace
 
-    from server_under_test.model import rope_tables
+    from satscope.server_under_test.model import rope_tables
 
     cfg = replace(CFG, rope_theta=500000.0, rope_scaling=(8.0, 1.0, 4.0, 64))
     plain, _ = rope_tables(replace(cfg, rope_scaling=None), torch.device("cpu"))

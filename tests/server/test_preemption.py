@@ -11,10 +11,10 @@ from contextlib import AbstractContextManager
 import httpx
 import pytest
 
-from server_under_test.config import ServerConfig
-from server_under_test.engine import LLMEngine
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.server import ServerThread
+from satscope.server_under_test.config import ServerConfig
+from satscope.server_under_test.engine import LLMEngine
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.server import ServerThread
 
 GREEDY = SamplingParams(max_tokens=48, temperature=0.0, ignore_eos=True)
 

@@ -12,12 +12,12 @@ from contextlib import AbstractContextManager
 import httpx
 import pytest
 
-from server_under_test.block_manager import BlockManager
-from server_under_test.config import ServerConfig
-from server_under_test.engine import LLMEngine
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.sequence import Sequence
-from server_under_test.server import ServerThread
+from satscope.server_under_test.block_manager import BlockManager
+from satscope.server_under_test.config import ServerConfig
+from satscope.server_under_test.engine import LLMEngine
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.sequence import Sequence
+from satscope.server_under_test.server import ServerThread
 
 GREEDY = SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
 BS = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import server_under_test
+from satscope import server_under_test
 
 PUBLIC = ["PRESETS", "LLMEngine", "ModelConfig", "SamplingParams", "ServerConfig", "ServerThread", "build_app", "serve"]
 
@@ -17,7 +17,7 @@ def test_public_names() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, server_under_test; print('torch' in sys.modules, 'fastapi' in sys.modules)"
+    code = "import sys, satscope.server_under_test; print('torch' in sys.modules, 'fastapi' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test.config import PRESETS
-from server_under_test.detokenizer import StreamingText
-from server_under_test.sampler import Sampler
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.tokenizer import ByteTokenizer
+from satscope.server_under_test.config import PRESETS
+from satscope.server_under_test.detokenizer import StreamingText
+from satscope.server_under_test.sampler import Sampler
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.tokenizer import ByteTokenizer
 
 EOS = 257
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from server_under_test.block_manager import BlockManager
-from server_under_test.sampling_params import SamplingParams
-from server_under_test.scheduler import Scheduler
-from server_under_test.sequence import FinishReason, Sequence, SequenceStatus
+from satscope.server_under_test.block_manager import BlockManager
+from satscope.server_under_test.sampling_params import SamplingParams
+from satscope.server_under_test.scheduler import Scheduler
+from satscope.server_under_test.sequence import FinishReason, Sequence, SequenceStatus
 
 
 def _seq(rid: str, prompt_len: int) -> Sequence:

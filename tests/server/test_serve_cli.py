@@ -104,7 +104,7 @@ def test_every_config_field_is_a_flag_declared_on_the_field() -> None:
     import dataclasses
     import re
 
-    from server_under_test.config import ServerConfig
+    from satscope.server_under_test.config import ServerConfig
 
     out = satscope_cli("serve", "--help").stdout
     shown = set(re.findall(r"^\s+(--[a-z-]+)", out, flags=re.M)) - {"--help"}

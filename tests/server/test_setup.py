@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_under_test import setup
-from server_under_test.config import ConfigError, ServerConfig
+from satscope.server_under_test import setup
+from satscope.server_under_test.config import ConfigError, ServerConfig
 
 GIB = 1 << 30
 

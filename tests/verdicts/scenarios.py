@@ -77,7 +77,7 @@ def run_scenario(
             proc.wait()
     if helper:
         helper.join(timeout=30)
-    from reports import analyze
+    from satscope.reports import analyze
 
     assert (out / "requests.parquet").exists(), f"no requests.parquet (exit {proc.returncode}):\n{output[-3000:]}"
     return Result(analyze(out), out)
@@ -120,7 +120,7 @@ def loadgen_pids(root_pid: int) -> list[int]:
         children = psutil.Process(root_pid).children(recursive=True)
     except psutil.Error:
         return []
-    return [c.pid for c in children if "loadgen.runner" in " ".join(_cmdline(c))]
+    return [c.pid for c in children if "satscope.loadgen.runner" in " ".join(_cmdline(c))]
 
 
 def _cmdline(proc: Any) -> list[str]:

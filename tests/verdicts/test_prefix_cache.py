@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from reports._thresholds import THRESHOLDS
+from satscope.reports._thresholds import THRESHOLDS
 from tests.verdicts.scenarios import COMMON, Result, run_scenario, server_metric
 
 pytestmark = pytest.mark.slow

@@ -91,7 +91,7 @@ def test_an_slo_search_finds_the_max_goodput_load(tmp_path: Path) -> None:
     good, bad = found["good"], found["saturated"]
     assert good is not None and bad is not None and 2 <= good < bad <= 8 and bad - good <= 1, found
     assert len(found["levels"]) <= 8
-    from reports import analyze
+    from satscope.reports import analyze
 
     summary = analyze(r.run_dir, slos=["ttft=0.2"])  # what `satscope run --slo` builds its report with
     fraction = {row["stage"]: row["goodput_fraction"] for row in summary["stages"]}

@@ -1,0 +1,26 @@
+"""When each unit of work counts, defined once for every figure that counts it.
+
+Windows (``satscope/reports/_windows.py``), stages (``satscope/reports/_stages.py``) and the gate's noise model
+(``satscope/reports/gates/_noise.py``) all turn requests into rates; they place the same work at the same
+instant, so a gate's bootstrap interval is computed on the statistic it judges:
+
+- a completed request at its ``end``;
+- a streamed output token at its arrival; an unstreamed answer's tokens at its ``end``;
+- a request's prompt tokens at its first token (prefill is done then), or at its ``end`` when it
+  streamed none.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["prompt_time"]
+
+
+def prompt_time(requests: pd.DataFrame) -> np.ndarray:
+    """Per request, when its prompt tokens count: ``first_token``, else ``end`` (same clock as given)."""
+    return requests["first_token"].fillna(requests["end"]).to_numpy(dtype=float)
