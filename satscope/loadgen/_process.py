@@ -255,7 +255,7 @@ class LoadgenProcess:
 
     def dispatch(self, origin_s: float, send_result: Callable[[Outcome], None]) -> None:
         """Open loop: send requests at this process's share of the shape's arrival schedule, at the
-        times of the trace being replayed (``--dataset-format mooncake``: one process), or at the
+        times of the trace being replayed (its every N-th line over N processes), or at the
         rate of a search's level in force (``--shape search --rate``)."""
         cfg = self.config
         cap = max(1, round(cfg.max_in_flight * self.share))
@@ -272,6 +272,9 @@ class LoadgenProcess:
             if self.stopping or self._quota == 0:  # stopped, or this process's share of --max-requests is sent
                 return
             self._dispatch_one(origin_s + t, cap, send_result, spec)
+        if trace is not None:  # a replay's sessions send later turns to its end, whenever this process's
+            # part of the trace (every N-th line over --workers N) ran out
+            self._wait_until(origin_s + cfg.shape_obj().duration_s, lambda: self.stopping)
         self._schedule_over = True
 
     def _follow_levels(self, origin_s: float, feed: LevelFeed, rng: random.Random, phase: float, cap: int,

@@ -100,12 +100,12 @@ def test_flags_are_checked_before_any_load(tmp_path: Path, flags: list[str], mes
 
 
 def _sessions_file(path: Path) -> Path:
-    """Two 2-turn sessions, then two 1-turn ones: each process's last session has no later turn (the
-    dispatcher sends no later turn once its part of the schedule is over)."""
+    """A 2-turn session, a 1-turn one, then two 2-turn ones: over two processes each one's part ends
+    with a 2-turn session, whose second turn is still sent (the replay runs on to its end)."""
     user = {"role": "user", "content": "count the primes below one hundred"}
     answer = {"role": "assistant", "content": "there are twenty five of them"}
     again = {"role": "user", "content": "and below two hundred"}
-    lines = [(0, [user, answer, again]), (100, [user, answer, again]), (600, [user]), (700, [again])]
+    lines = [(0, [user, answer, again]), (100, [user]), (600, [user, answer, again]), (700, [user, answer, again])]
     path.write_text("".join(json.dumps({"timestamp": t, "messages": m}) + "\n" for t, m in lines))
     return path
 
@@ -120,7 +120,7 @@ def test_sessions_start_at_their_timestamps_over_two_workers(tmp_path: Path) -> 
                            timeout=120)  # fmt: skip
     assert res.returncode == 0, res.stderr
     req = pq.read_table(out / "requests.parquet").to_pandas()
-    assert (req.status == "ok").all() and len(req) == 6, req[["session_id", "turn", "status"]]
+    assert (req.status == "ok").all() and len(req) == 7, req[["session_id", "turn", "status"]]
     firsts = req[req.turn == 1].sort_values("intended_start")
     assert len(firsts) == 4 and set(firsts.worker) == {"w0", "w1"}
     stamps = np.array(sorted(_stamps(dataset))) / 1000 / 2
@@ -131,8 +131,8 @@ def test_sessions_start_at_their_timestamps_over_two_workers(tmp_path: Path) -> 
     for _, turns in req.groupby("session_id"):
         turns = turns.sort_values("turn")
         assert (np.diff(turns.prompt_tokens.to_numpy()) > 0).all()
-    assert sorted(req.groupby("session_id").size()) == [1, 1, 2, 2]
+    assert sorted(req.groupby("session_id").size()) == [1, 2, 2, 2]
     from satscope.reports import analyze
 
     replay = analyze(out)["replay"]
-    assert replay is not None and replay["requests"] == 6 and replay["speedup"] == 2.0
+    assert replay is not None and replay["requests"] == 7 and replay["speedup"] == 2.0
