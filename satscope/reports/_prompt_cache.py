@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from satscope.reports._measures import cached_prompt_tokens
+
 if TYPE_CHECKING:
     from satscope.reports._load import RunData
 
@@ -27,22 +29,21 @@ def prompt_cache_warnings(run: RunData) -> list[dict[str, str]]:
     """One validity entry with the cached share (``warning`` when high and not asked for); none
     when the server reported no cached counts."""
     r = run.requests
-    if "prompt_tokens_cached" not in r or not len(r):
+    cached_all, prompt_all, reported = cached_prompt_tokens(r)
+    rows = reported & (r["status"] == "ok").to_numpy()
+    prompt = float(prompt_all[rows].sum())
+    if not rows.any() or prompt <= 0:
         return []
-    rows = r[(r["status"] == "ok") & r["prompt_tokens_cached"].notna() & r["prompt_tokens"].notna()]
-    prompt = float(rows["prompt_tokens"].sum())
-    if not len(rows) or prompt <= 0:
-        return []
-    cached = rows["prompt_tokens_cached"].astype(float)
+    cached = cached_all[rows]
     share = float(cached.sum()) / prompt
     workload = (run.manifest.get("config") or {}).get("workload") or {}
     # shared prefixes, or sessions (--turns): a later turn repeats the session's history, cached or not
     asked = int(workload.get("prefix_groups") or 0) > 0 or int(workload.get("turns") or 1) > 1
     format_tokens = max(1.0, float(workload.get("prompt_overhead_tokens") or 0.0))
-    beyond = float((cached - format_tokens).clip(lower=0.0).sum()) / prompt
+    beyond = float((cached - format_tokens).clip(min=0.0).sum()) / prompt
     text = (
         f"the server took {share:.0%} of prompt tokens from its prompt cache ({beyond:.0%} beyond the "
-        f"prompt format's first {format_tokens:g} tokens; {len(rows)} requests reported it)"
+        f"prompt format's first {format_tokens:g} tokens; {int(rows.sum())} requests reported it)"
     )
     if beyond >= CACHED_SHARE_WARN and not asked:
         fix = "the workload asked for no shared prefixes, so TTFT is better than cold prompts get; rerun without --seed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from satscope.reports._measures import prompt_time
+from satscope.reports._measures import cached_prompt_tokens, prompt_time
 from satscope.reports._spans import stage_at
 from satscope.reports._stats import group_percentiles, slope
 
@@ -124,11 +124,8 @@ def _cached_tokens(req: pd.DataFrame, ci: np.ndarray, keep: np.ndarray, n: int) 
     """Per stage: prompt tokens the server reported cached, and the prompt tokens of those requests."""
     import numpy as np
 
-    if "prompt_tokens_cached" not in req:
-        return np.zeros(n), np.zeros(n)
-    cached = req["prompt_tokens_cached"].astype("float64").to_numpy()
-    prompt = req["prompt_tokens"].astype("float64").to_numpy()
-    keep = keep & np.isfinite(cached) & np.isfinite(prompt)
+    cached, prompt, reported = cached_prompt_tokens(req)
+    keep = keep & reported
     return (
         np.bincount(ci[keep], weights=cached[keep], minlength=n),
         np.bincount(ci[keep], weights=prompt[keep], minlength=n),
