@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from satscope.errors import SatscopeError
 from satscope.loadgen.conversations_file import SESSION_FORMATS, Conversation, conversation_of, first_exchange
+from satscope.loadgen.timed_jsonl import read_timed_lines
 
 __all__ = ["ScheduledLine", "load_schedule"]
 
@@ -47,15 +48,9 @@ def load_schedule(path: str | Path, fmt: str) -> list[ScheduledLine]:
         raise SatscopeError(f"--fixed-schedule reads {', '.join(_EXAMPLE)} files, not {fmt!r}",
                             "a mooncake trace keeps its schedule without --fixed-schedule")  # fmt: skip
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SatscopeError(f"cannot read dataset {p}: {exc}", "check the --dataset path") from exc
-    raw: list[tuple[float, Any, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        fix = f"write one JSON object per line: {_EXAMPLE[fmt]}"
+    fix = f"write one JSON object per line: {_EXAMPLE[fmt]}"
+
+    def parse(line: str, number: int) -> tuple[float, tuple[Any, Any]]:
         try:
             entry = json.loads(line)
             at_ms = float(entry["timestamp"])
@@ -73,12 +68,10 @@ def load_schedule(path: str | Path, fmt: str) -> list[ScheduledLine]:
             found = request is not None
         if not found:
             raise SatscopeError(f"dataset {p} line {number} has nothing to send (or a max_tokens < 1)", fix)
-        raw.append((at_ms, request, conversation))
-    if not raw:
-        raise SatscopeError(f"dataset {p} has no lines", f"write one JSON object per line: {_EXAMPLE[fmt]}")
-    raw.sort(key=lambda r: r[0])
-    first = raw[0][0]
-    return [ScheduledLine((t - first) / 1000.0, request, conversation) for t, request, conversation in raw]
+        return at_ms, (request, conversation)
+
+    timed = read_timed_lines(p, "dataset", parse, (f"dataset {p} has no lines", fix))
+    return [ScheduledLine(at_s, request, conversation) for at_s, (request, conversation) in timed]
 
 
 def _request(entry: dict[str, Any]) -> tuple[str, int | None] | None:

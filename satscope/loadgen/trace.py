@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from satscope.errors import SatscopeError
+from satscope.loadgen.timed_jsonl import read_timed_lines
 
 if TYPE_CHECKING:
     from satscope.loadgen.tokenizer import WordCosts
@@ -56,32 +57,24 @@ class TraceRequest(NamedTuple):
 def load_mooncake(path: str | Path) -> list[TraceRequest]:
     """The trace's requests in time order; a line without the four fields is a one-line error naming it."""
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SatscopeError(f"cannot read trace {p}: {exc}", "check the --dataset path") from exc
-    raw: list[tuple[float, int, int, tuple[int, ...]]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+
+    def parse(line: str, number: int) -> tuple[float, tuple[int, int, tuple[int, ...]]]:
         try:
             entry = json.loads(line)
-            item = (float(entry["timestamp"]), int(entry["input_length"]), int(entry["output_length"]),
-                    tuple(int(h) for h in entry.get("hash_ids") or ()))  # fmt: skip
+            at_ms, n_in, n_out = float(entry["timestamp"]), int(entry["input_length"]), int(entry["output_length"])
+            ids = tuple(int(h) for h in entry.get("hash_ids") or ())
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise SatscopeError(
                 f"trace {p} line {number} is not a Mooncake request ({type(exc).__name__}: {exc})",
                 'write {"timestamp": MS, "input_length": N, "output_length": N, "hash_ids": [...]} per line',
             ) from None
-        if item[1] < 1 or item[2] < 1 or item[0] < 0:
+        if n_in < 1 or n_out < 1 or at_ms < 0:
             raise SatscopeError(f"trace {p} line {number}: lengths must be >= 1 and the timestamp >= 0",
                                 "fix or drop that line")  # fmt: skip
-        raw.append(item)
-    if not raw:
-        raise SatscopeError(f"trace {p} has no requests", "write one JSON object per line")
-    raw.sort(key=lambda r: r[0])
-    first = raw[0][0]
-    return [TraceRequest((t - first) / 1000.0, n_in, n_out, ids) for t, n_in, n_out, ids in raw]
+        return at_ms, (n_in, n_out, ids)
+
+    timed = read_timed_lines(p, "trace", parse, (f"trace {p} has no requests", "write one JSON object per line"))
+    return [TraceRequest(at_s, n_in, n_out, ids) for at_s, (n_in, n_out, ids) in timed]
 
 
 class TracePrompts:
