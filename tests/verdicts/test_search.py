@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from satscope.reports._thresholds import THRESHOLDS
 from tests.verdicts.scenarios import COMMON, run_scenario, server_metric
 
 pytestmark = pytest.mark.slow
@@ -53,8 +54,8 @@ def test_the_search_brackets_the_batch_limit(tmp_path: Path) -> None:
 def test_an_open_loop_search_brackets_the_rate_the_server_serves(tmp_path: Path) -> None:
     """`--rate 64`: Poisson levels from 4 req/s, each dispatcher following the search's rate as it is
     decided. The truth is the server's own record: what it generated per second in the saturated
-    levels over the 8 tokens of an answer. Each end of the bracket lies within 10% of it or beyond
-    it, in at most 8 levels of 5 s."""
+    levels over the 8 tokens of an answer. The bracket's upper end lies within 10% of it or beyond; its
+    lower end no further above it than the served rule allows, in at most 8 levels of 5 s."""
     r = run_scenario(tmp_path, "--serve", *COMMON, "--serve-arg=--max-num-seqs=4", "--shape", "search", "--rate", "64",
                      "--start-load", "4", "--stage-duration", "5", "--budget", "40", "--output-len", "8",
                      timeout_s=150)  # fmt: skip
@@ -65,7 +66,12 @@ def test_an_open_loop_search_brackets_the_rate_the_server_serves(tmp_path: Path)
     assert 3 <= len(levels) <= 8 and found["good"] is not None and found["saturated"] is not None, found
     saturated = [lv["stage"] for lv in levels if lv["saturated"]]
     capacity = max(float(np.mean(server_metric(r, "generation_tokens_per_s", stage=s))) for s in saturated) / 8
-    assert 0.9 * found["good"] <= capacity <= 1.1 * found["saturated"], (capacity, found)
+    # the good level was served by the judge's rule: at least served_share of what it offered, less
+    # the count noise of its two ends (reports/_knee.py), so the truth may lie that far below it
+    good = next(lv for lv in levels if lv["load"] == found["good"] and not lv["saturated"])
+    fig = good["figures"]
+    noise = 2.0 * np.sqrt(1.0 + found["good"] * (fig["e2e_p50_s"] or 0.0)) / fig["span_s"]
+    assert THRESHOLDS.served_share * found["good"] - noise <= capacity <= 1.1 * found["saturated"], (capacity, found)
     # the dispatchers followed every level: each stage dispatched its rate (Poisson: within 4 sigma)
     import pandas as pd
 
