@@ -33,18 +33,13 @@ class RecordPipe:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._frames: gevent.queue.Queue = gevent.queue.Queue()
         self.error: str | None = None
-        self._last_shape: dict[str, Any] | None = None
         self._sender = gevent.spawn(self._send)
 
     def batch(self, worker: str, batch: dict[str, Any]) -> None:
         self._frames.put(pack_frame({"kind": "batch", "worker": worker, "batch": batch}))
 
     def shape(self, shape: Shape, origin_s: float | None) -> None:
-        """The shape as it runs; sent only when it changed (a search's grows, others do not)."""
-        message = {"kind": "shape", "shape": shape.to_json(), "origin_s": origin_s}
-        if message != self._last_shape:
-            self._last_shape = message
-            self._frames.put(pack_frame(message))
+        self._frames.put(pack_frame({"kind": "shape", "shape": shape.to_json(), "origin_s": origin_s}))
 
     def close(self, shape: Shape, origin_s: float | None) -> int | None:
         """Send the final shape and everything queued, end the writer's input and wait for its last
