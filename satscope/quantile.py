@@ -24,4 +24,7 @@ def quantile(sorted_values: Sequence[float], q: float) -> float | None:
     h = (n - 1) * q
     lo = math.floor(h)
     hi = min(lo + 1, n - 1)
-    return float(sorted_values[lo] + (h - lo) * (sorted_values[hi] - sorted_values[lo]))
+    a, b = sorted_values[lo], sorted_values[hi]
+    if h == lo or a == b:  # exact rank, or equal neighbours: no 0 × inf or inf − inf (infinite values)
+        return float(a)
+    return float(a + (h - lo) * (b - a))

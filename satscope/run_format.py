@@ -25,6 +25,8 @@ __all__ = [
     "REQUESTS_FILE",
     "REQUEST_STATUSES",
     "SAMPLES_FILE",
+    "SERVER_LIVE_FILE",
+    "SERVER_LIVE_METRICS",
     "SUMMARY_FILE",
     "TOKENS_FILE",
     "labels_to_str",
@@ -46,6 +48,10 @@ LOADGEN_FILE = "loadgen.parquet"
 SAMPLES_FILE = "samples.parquet"
 PROBES_FILE = "probes.json"
 SUMMARY_FILE = "summary.json"
+# hidden, while a run goes: the probes append one JSON line per server scrape, {"t": ..., metric: value},
+# for the load generator's search to judge a level by the server's own queue (removed at the end)
+SERVER_LIVE_FILE = ".server-live.jsonl"
+SERVER_LIVE_METRICS = ("requests_waiting", "requests_running", "kv_cache_usage", "preemptions_per_s")
 
 REQUEST_STATUSES = ("ok", "http_error", "timeout", "disconnected", "malformed", "connection_error", "dropped")
 

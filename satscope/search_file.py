@@ -26,7 +26,7 @@ class SearchLevel:
     load: float
     start_s: float
     end_s: float
-    saturated: bool | None  # None: too few figures to decide (the level is run once more)
+    saturated: bool | None  # None: too few figures (run once more) or, open loop, waiting for the capacity
     reason: str
     figures: dict[str, Any] = field(default_factory=dict)
 
@@ -42,6 +42,7 @@ class SearchFile:
     saturated: float | None = None  # lowest load saturated (None: not saturated up to the maximum)
     stopped: str = ""  # why the search ended ("" while it runs)
     wall_s: float = 0.0  # seconds from the first level's start to the last level's end
+    capacity_per_s: float | None = None  # open loop: req/s an overloaded level served (the search's yardstick)
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": _VERSION, **asdict(self)}
@@ -51,7 +52,7 @@ class SearchFile:
         if d.get("format_version") != _VERSION:
             raise ValueError(f"search.json format_version {d.get('format_version')!r}, expected {_VERSION}")
         levels = [SearchLevel(**row) for row in d.get("levels", [])]
-        keys = ("kind", "settings", "good", "saturated", "stopped", "wall_s")
+        keys = ("kind", "settings", "good", "saturated", "stopped", "wall_s", "capacity_per_s")
         return cls(levels=levels, **{k: d[k] for k in keys if k in d})
 
     @classmethod

@@ -17,7 +17,13 @@ longest prefix (in words) the prompt shares with any earlier prompt.
 ``--record-requests`` keeps the method, path, headers and JSON body of every request it gets
 (``/_records`` ``seen``), for tests of what the client sent. ``--slow-first S --slow-ttft T`` gives
 every load request received in the first ``S`` seconds after the first one a first token after
-``T`` seconds instead of ``--ttft``: a server that warms up.
+``T`` seconds instead of ``--ttft``: a server that warms up. ``--slots N`` serves at most N requests at
+once, like llama.cpp's parallel slots: the others wait in line for a free one (their first token
+comes ``--ttft`` after they get it), and ``GET /metrics`` answers llama.cpp's gauges
+(``llamacpp:requests_processing``, ``llamacpp:requests_deferred``). ``--rx-timestamps`` also records when
+each request reached the host (``kernel_received``: the kernel's receive time of its last bytes,
+``SO_TIMESTAMPNS``, on this process's ``perf_counter``), so a benchmark can tell the client's send
+delay from this server's own delay in reading the request (``received``).
 
 Run it: ``python -m tests.fake_llm_server --port 8000 --ttft 0.04 --itl 0.008``.
 """
@@ -31,6 +37,8 @@ import hashlib
 import heapq
 import itertools
 import json
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +58,46 @@ _CHAT_ROLE = (
     b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":'
     b'{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
 )
+
+
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not name it
+
+
+class _RxStamped:
+    """The connection's socket, each read keeping the kernel's receive time of the bytes it returned
+    (``SO_TIMESTAMPNS`` ancillary data) on this process's ``perf_counter`` clock. The asyncio
+    transport is built on it from the accept (:class:`_RxListener`) and reads with ``recv``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        self._sock = sock
+        self.rx: float | None = None
+
+    def recv(self, n: int) -> bytes:
+        data, ancillary, _, _ = self._sock.recvmsg(n, 64)
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                sec, ns = struct.unpack("qq", raw[:16])
+                self.rx = sec + ns * 1e-9 - (time.time() - time.perf_counter())
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+class _RxListener:
+    """The listening socket, handing asyncio each accepted connection as an :class:`_RxStamped`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        self._sock = sock
+
+    def accept(self) -> tuple[_RxStamped, object]:
+        conn, addr = self._sock.accept()
+        return _RxStamped(conn), addr
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
 
 
 def _chunk(data: bytes) -> bytes:
@@ -80,6 +128,12 @@ class FakeServer:
     close_after_s: float | None = None  # None: honour keep-alive
     prefix_cache: bool = False
     record_requests: bool = False
+    rx_timestamps: bool = False
+    slots: int | None = None  # --slots: requests served at once; the rest wait for a slot
+    processing: int = 0
+    deferred: int = 0
+    tokens_predicted: int = 0
+    _gate: asyncio.Semaphore | None = None
     slow_first_s: float = 0.0
     slow_ttft_s: float = 0.0
     served: int = 0
@@ -110,6 +164,8 @@ class FakeServer:
         return cached
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stamped = getattr(writer.transport, "_sock", None)  # an _RxStamped with --rx-timestamps
+        stamped = stamped if isinstance(stamped, _RxStamped) else None
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -119,7 +175,7 @@ class FakeServer:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 if self.record_requests and path != "/_records":
                     self.seen.append({"method": method, "path": path, "headers": headers, "body": _json_or_none(body)})
-                await self._route(method, path, headers, body, writer)
+                await self._route(method, path, headers, body, writer, stamped.rx if stamped else None)
                 if self.close_after_s is not None and method == "POST":
                     await writer.drain()
                     await asyncio.sleep(self.close_after_s)
@@ -129,7 +185,10 @@ class FakeServer:
         finally:
             writer.close()
 
-    async def _route(self, method: str, path: str, headers: dict, body: bytes, w: asyncio.StreamWriter) -> None:
+    async def _route(self, method: str, path: str, headers: dict, body: bytes, w: asyncio.StreamWriter,
+                     rx: float | None = None) -> None:  # fmt: skip
+        if method == "GET" and path == "/metrics" and self.slots:
+            return self._respond(w, 200, self._llamacpp_metrics(), b"text/plain; version=0.0.4")
         if method == "GET" and path == "/health":
             return self._respond(w, 200, b'{"status":"ok"}')
         if method == "GET" and path == "/_records":
@@ -155,6 +214,7 @@ class FakeServer:
         record: list[float] = []
         ({} if preflight else self.records)[rid] = {
             "received": received,
+            "kernel_received": rx,
             "sent": record,
             "mode": mode,
             "authorization": headers.get("authorization"),
@@ -167,8 +227,29 @@ class FakeServer:
             self.records[rid]["prompt_sha"] = hashlib.sha256(" ".join(words).encode()).hexdigest()[:16]
             self.records[rid]["cached"] = cached
         chat = path.endswith("chat/completions")
+        self.tokens_predicted += 0 if preflight else n
         if mode == "http_500":
             return self._respond(w, 500, b'{"error":{"message":"fake server error"}}')
+        if not self.slots or preflight:
+            return await self._answer(w, req, rid, n, chat, mode, record, received, prompt_tokens, cached, preflight)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.slots)
+        self.deferred += 1
+        try:
+            await self._gate.acquire()
+        finally:
+            self.deferred -= 1
+        self.processing += 1
+        try:  # the first token comes --ttft after the request gets its slot
+            await self._answer(w, req, rid, n, chat, mode, record, time.perf_counter(), prompt_tokens, cached, False)
+        finally:
+            self.processing -= 1
+            self._gate.release()
+
+    async def _answer(self, w: asyncio.StreamWriter, req: dict, rid: str, n: int, chat: bool, mode: str,
+                      record: list[float], received: float, prompt_tokens: int, cached: int | None,
+                      preflight: bool) -> None:  # fmt: skip
+        """The answer, its first token ``ttft`` after ``received`` (with --slots: after its slot)."""
         ttft_s = self._ttft(received, preflight)
         if not preflight:
             self.records[rid]["ttft_s"] = ttft_s
@@ -198,12 +279,18 @@ class FakeServer:
             self._first_load_at = received
         return self.slow_ttft_s if received - self._first_load_at < self.slow_first_s else self.ttft_s
 
-    def _respond(self, w: asyncio.StreamWriter, status: int, body: bytes) -> None:
+    def _respond(self, w: asyncio.StreamWriter, status: int, body: bytes, kind: bytes = b"application/json") -> None:
         reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
         w.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (status, reason.encode(), len(body), self._keep_alive, body)
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (status, reason.encode(), kind, len(body), self._keep_alive, body)
         )
+
+    def _llamacpp_metrics(self) -> bytes:
+        """llama-server's /metrics, the gauges a slot server has (and its token counter)."""
+        rows = (("requests_processing", "gauge", self.processing), ("requests_deferred", "gauge", self.deferred),
+                ("tokens_predicted_total", "counter", self.tokens_predicted))  # fmt: skip
+        return "".join(f"# TYPE llamacpp:{k} {t}\nllamacpp:{k} {v}\n" for k, t, v in rows).encode()
 
     def _push(self, due: float, stream: _Stream) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), stream))
@@ -244,8 +331,10 @@ class FakeServer:
         if s.mode == "truncate" and s.sent == 2:
             w.transport.abort()
             return s.done.set_result(None)
-        w.write(_chunk(_CHAT_CHUNK if s.chat else _TEXT_CHUNK))
+        # stamped before the write: the client cannot read a token before this time (a stamp after
+        # the write could come late by this thread's own scheduling, making the client look early)
         s.record.append(time.perf_counter())
+        w.write(_chunk(_CHAT_CHUNK if s.chat else _TEXT_CHUNK))
         s.sent += 1
         if s.sent < s.n_tokens:
             self._push(s.first_due + s.sent * self.itl_s, s)  # on schedule, whatever the lateness
@@ -281,7 +370,11 @@ def _usage(prompt_tokens: int, completion_tokens: int, cached: int | None) -> di
 
 
 async def _serve(server: FakeServer, host: str, port: int) -> None:
-    srv = await asyncio.start_server(server.handle, host, port, backlog=2048, limit=1 << 20)
+    if server.rx_timestamps:
+        listener = _RxListener(socket.create_server((host, port), backlog=2048))
+        srv = await asyncio.start_server(server.handle, sock=listener, limit=1 << 20)  # type: ignore[arg-type]
+    else:
+        srv = await asyncio.start_server(server.handle, host, port, backlog=2048, limit=1 << 20)
     ticker = asyncio.create_task(server.ticker())
     async with srv:
         await srv.serve_forever()
@@ -295,13 +388,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ttft", type=float, default=0.04, help="seconds from request to first chunk")
     ap.add_argument("--itl", type=float, default=0.008, help="seconds between chunks")
     ap.add_argument("--mode", choices=MODES, default="normal")
-    ap.add_argument("--close-after-response", type=float, default=None, metavar="S",
-                    help="advertise keep-alive but close S seconds after every response (like llama-server)")
+    ap.add_argument(
+        "--close-after-response",
+        type=float,
+        default=None,
+        metavar="S",
+        help="advertise keep-alive but close S seconds after every response (like llama-server)",
+    )
     ap.add_argument("--prefix-cache", action="store_true", help="report cached_tokens of a simulated prefix cache")
     ap.add_argument("--record-requests", action="store_true", help="keep every request's headers and body")
-    ap.add_argument("--slow-first", type=float, default=0.0, metavar="S",
-                    help="load requests in the first S seconds after the first one get --slow-ttft")
+    ap.add_argument(
+        "--slow-first",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="load requests in the first S seconds after the first one get --slow-ttft",
+    )
     ap.add_argument("--slow-ttft", type=float, default=0.0, metavar="T", help="first-token delay while slow")
+    ap.add_argument("--rx-timestamps", action="store_true", help="record when each request reached the host")
+    ap.add_argument("--slots", type=int, default=None, help="serve at most N requests at once (llama.cpp slots)")
     args = ap.parse_args(argv)
     server = FakeServer(
         args.ttft,
@@ -310,6 +415,8 @@ def main(argv: list[str] | None = None) -> None:
         args.close_after_response,
         args.prefix_cache,
         record_requests=args.record_requests,
+        rx_timestamps=args.rx_timestamps,
+        slots=args.slots,
         slow_first_s=args.slow_first,
         slow_ttft_s=args.slow_ttft,
     )

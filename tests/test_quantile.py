@@ -26,3 +26,11 @@ def test_small_cases_and_bad_input() -> None:
     assert quantile([0.0, 10.0], 0.9) == pytest.approx(9.0)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         quantile([1.0], 99)
+
+
+def test_infinite_values_count_as_past_every_bound() -> None:
+    # the curve's bootstrap counts a resample without a peak as +inf (satscope/reports/_curve.py)
+    inf = float("inf")
+    assert quantile([1.0, 2.0, inf, inf], 1.0) == inf and quantile([1.0, 2.0, inf, inf], 0.9) == inf
+    assert quantile([1.0, 2.0, inf], 0.5) == 2.0  # an exact rank: no 0 × inf
+    assert quantile([1.0, 2.0, 3.0, inf], 0.5) == 2.5

@@ -12,8 +12,9 @@ sleeps towards its next arrival is seen at once.
 The other way, the search needs how many requests were dispatched in a level's span: those still in
 flight have no record yet, and a saturated level's are exactly the ones that pile up. Each
 dispatcher logs its intended times (:class:`DispatchLog`); a worker sends the new ones to the master
-every ``SEND_EVERY_S`` (``satscope_dispatches``), before the master's measured span ends (its
-records lag 1.5 s). Imported only inside the load-generator process.
+every ``SEND_EVERY_S`` (``satscope_dispatches``); the master measures a level up to the time its
+every worker's records and dispatches are known complete (``RecentRecords.complete_to``,
+``DispatchLog.complete_to``). Imported only inside the load-generator process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from array import array
 from typing import TYPE_CHECKING, Any
 
 from gevent.event import Event
+
+from satscope.loadgen.records import COMPLETE_MARGIN_S
 
 if TYPE_CHECKING:
     from satscope.loadgen.search import SearchRun
@@ -104,6 +107,7 @@ class DispatchLog:
     def __init__(self) -> None:
         self.times = array("d")
         self._sent = 0
+        self.complete_to: dict[str, float] = {}  # sender -> its dispatches are all here up to this time
 
     def add(self, t: float) -> None:
         self.times.append(t)
@@ -118,11 +122,12 @@ class DispatchLog:
         self._sent = max(self._sent - (len(self.times) - len(keep)), 0)
         self.times = keep
 
-    def message(self) -> dict[str, Any]:
-        """The dispatches since the last message, for the master (``satscope_dispatches``)."""
+    def message(self, sender: str = "") -> dict[str, Any]:
+        """The dispatches since the last message, for the master (``satscope_dispatches``): an
+        arrival is logged once sent, so the log is complete up to the message's ``now``."""
         new = self.times[self._sent :]
         self._sent = len(self.times)
-        return {"times": new.tobytes(), "host": socket.gethostname(), "now": time.perf_counter()}
+        return {"times": new.tobytes(), "host": socket.gethostname(), "now": time.perf_counter(), "sender": sender}
 
     def apply(self, data: dict[str, Any]) -> None:
         """A worker's ``satscope_dispatches`` message, its times moved onto this process's clock."""
@@ -130,3 +135,4 @@ class DispatchLog:
         times = array("d")
         times.frombytes(data["times"])
         self.times.extend(t - offset for t in times)
+        self.complete_to[data.get("sender", "")] = data["now"] - offset - COMPLETE_MARGIN_S

@@ -22,7 +22,7 @@ from gevent.pool import Group
 from geventhttpclient.response import HTTPParseError
 
 from satscope.loadgen._level_feed import DispatchLog, LevelFeed
-from satscope.loadgen._raw_stream import RawConnection, StaleConnectionError, TooLargeError
+from satscope.loadgen._raw_stream import RawConnection, StaleConnectionError, TooLargeError, resolve_target
 from satscope.loadgen._token_stream import StreamTally, read_stream
 from satscope.loadgen.arrivals import arrival_times, next_arrival
 from satscope.loadgen.config import LoadgenConfig
@@ -92,6 +92,7 @@ class LoadgenProcess:
         search = config.search
         self.levels = LevelFeed(search["start_load"]) if search and search["kind"] == "open" else None
         self.dispatch_log = DispatchLog() if self.levels is not None else None
+        resolve_target(config.target_url)  # once, before the load: not inside a timed request
 
     def new_connection(self) -> RawConnection:
         return RawConnection(self.config.target_url, min(self.config.timeout_s, 30.0), self.config.timeout_s)

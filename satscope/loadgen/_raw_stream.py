@@ -12,17 +12,65 @@ that case apart (:class:`StaleConnectionError`: a reused connection closed befor
 byte), so the caller can resend once on a fresh connection. This is the only module
 that touches geventhttpclient; ``tests/loadgen/test_raw_stream.py`` checks that lines still arrive
 one at a time, so a library upgrade that changes this is caught.
+
+A request's clock starts right before its send, and nothing may yield to the gevent loop between
+the two: at 64 streams one trip round the loop costs milliseconds. geventhttpclient checks a pooled
+socket's liveness with gevent's ``select(..., 0)``, which yields on purpose (``sleep(0)``); the
+pools here check it with the original ``select`` instead (:func:`_alive_now`, same test, no yield).
+A new connection made inside that window costs its
+name lookup (geventhttpclient asks gevent's resolver, a thread pool, on every connect: 30 ms median
+for the first requests of 64 users spawned at once, measured against the server's kernel receive
+time in ``benchmarks/loadgen_accuracy.py``) and its connect's trip round the gevent loop. So the
+target's address is looked up once per process (:func:`resolve_target`, before the load) and a
+closed-loop user opens its connection before its first request (:meth:`RawConnection.open`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent.socket
+from gevent.monkey import get_original
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed
 
-__all__ = ["MAX_BODY_BYTES", "MAX_LINE_BYTES", "RawConnection", "StaleConnectionError", "TooLargeError"]
+__all__ = ["MAX_BODY_BYTES", "MAX_LINE_BYTES", "RawConnection", "StaleConnectionError", "TooLargeError",
+           "resolve_target"]  # fmt: skip
+
+_ADDRESSES: dict[tuple[str, int], list[Any]] = {}  # (host, port) -> getaddrinfo's answer, this process
+_select = get_original("select", "select")  # the blocking one: with a 0 timeout, a poll that never yields
+
+
+def _alive_now(sock: Any) -> bool:
+    """geventhttpclient's ``_is_socket_alive``: a kept-alive idle socket that is readable has a FIN
+    or stray bytes waiting, so it is not reused; polled without yielding to the loop."""
+    if sock is None:
+        return False
+    try:
+        if sock.fileno() < 0:
+            return False
+        readable, _, _ = _select([sock], [], [], 0.0)
+        return not readable
+    except (OSError, ValueError):
+        return False
+
+
+def _host_port(base_url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(base_url)
+    https = parts.scheme == "https"
+    return parts.hostname or "127.0.0.1", parts.port or (443 if https else 80), https
+
+
+def resolve_target(base_url: str) -> None:
+    """Look the target's address up now, once for this process, as geventhttpclient would (a
+    failure is left to the first request, which reports it as a connection error)."""
+    host, port, _ = _host_port(base_url)
+    with contextlib.suppress(OSError):
+        _ADDRESSES[(host, port)] = gevent.socket.getaddrinfo(host, port, 0, gevent.socket.SOCK_STREAM,
+                                                             gevent.socket.SOL_TCP)  # fmt: skip
+
 
 # An SSE event is a few hundred bytes and a whole completion a few MB at most: beyond these the
 # target is broken or hostile, and reading on would only fill the load generator's memory.
@@ -42,11 +90,8 @@ class RawConnection:
     """A single HTTP/1.1 connection to the target, reopened after any broken response."""
 
     def __init__(self, base_url: str, connection_timeout_s: float, network_timeout_s: float) -> None:
-        parts = urlsplit(base_url)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._ssl = parts.scheme == "https"
-        self._prefix = parts.path.rstrip("/")
+        self._host, self._port, self._ssl = _host_port(base_url)
+        self._prefix = urlsplit(base_url).path.rstrip("/")
         self._timeouts = (connection_timeout_s, network_timeout_s)
         self._client: HTTPClient | None = None
         self._answered = False  # a response began on the current socket: the next post reuses it
@@ -57,16 +102,7 @@ class RawConnection:
         Raises :class:`StaleConnectionError` (and discards the connection) when a reused
         connection was closed before any response byte: the server never answered this request.
         """
-        if self._client is None:
-            self._client = HTTPClient(
-                self._host,
-                self._port,
-                ssl=self._ssl,
-                concurrency=1,
-                insecure=True,
-                connection_timeout=self._timeouts[0],
-                network_timeout=self._timeouts[1],
-            )
+        self._ensure_client()
         reused = self._answered
         try:
             response = self._client.request("POST", self._prefix + path, body=body, headers=headers)
@@ -79,6 +115,31 @@ class RawConnection:
             raise
         self._answered = True
         return response
+
+    def _ensure_client(self) -> HTTPClient:
+        if self._client is None:
+            self._client = HTTPClient(
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                concurrency=1,
+                insecure=True,
+                connection_timeout=self._timeouts[0],
+                network_timeout=self._timeouts[1],
+            )
+            pool = self._client._connection_pool
+            pool._is_socket_alive = _alive_now  # its own check yields between the clock and the send
+            known = _ADDRESSES.get((self._host, self._port))
+            if known is not None:  # the pool would look the name up again on every connect
+                pool._resolve = lambda: known
+        return self._client
+
+    def open(self) -> None:
+        """Connect now, before any request is timed; the first post uses this socket, and resends
+        once on a fresh one should the server have closed it meanwhile. OSError: not reachable."""
+        pool = self._ensure_client()._connection_pool
+        pool.return_socket(pool.get_socket())
+        self._answered = True  # an idle socket may be stale, like a kept-alive one
 
     @staticmethod
     def read_line(response: Any) -> bytes:

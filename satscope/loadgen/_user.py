@@ -8,6 +8,8 @@ offers both classes and the master's shape decides which one is spawned.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ from satscope.loadgen.conversation import SessionSlot
 from satscope.loadgen.search import SearchRun
 from satscope.loadgen.shapes import Shape
 
-__all__ = ["ProcessHolder", "make_search_shape", "make_shape", "make_user_classes"]
+__all__ = ["ORIGIN_MESSAGE", "ProcessHolder", "make_search_shape", "make_shape", "make_user_classes"]
+
+ORIGIN_MESSAGE = "satscope_origin"  # master -> workers: the shape's start on the master's clock
 
 _CONNECT_RETRY_S = 0.1
 
@@ -34,6 +38,12 @@ class ProcessHolder:
     """The process's :class:`LoadgenProcess` once known (a worker gets it from the master)."""
 
     proc: LoadgenProcess | None = None
+    origin: float | None = None  # a worker: the master's shape start, on this process's clock
+
+    def set_origin(self, data: dict) -> None:
+        """The master's ``satscope_origin`` message (sent before any spawn), onto this clock."""
+        same_host = data["host"] == socket.gethostname()
+        self.origin = data["origin"] - (0.0 if same_host else data["now"] - time.perf_counter())
 
 
 def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) -> dict[str, type[User]]:
@@ -48,6 +58,8 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
             assert holder.proc is not None, "the load generator was not configured before users spawned"
             self.proc = holder.proc
             self.conn = self.proc.new_connection()
+            with contextlib.suppress(OSError):  # connected before its first request is timed
+                self.conn.open()  # (a target not reachable: the request says so, as a connection_error)
             self.session_slot = SessionSlot()  # --turns: this user's session in progress
 
         @task
@@ -89,7 +101,9 @@ def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) ->
             raise StopUser
 
         def on_start(self) -> None:
-            self._origin = time.perf_counter()
+            # one origin for every process: the master's shape start (a worker hears of it before it
+            # spawns); the local runner's dispatcher starts with its shape
+            self._origin = holder.origin if holder.origin is not None else time.perf_counter()
             proc = holder.proc
             runner = self.environment.runner
             if proc is not None and proc.levels is not None and isinstance(runner, WorkerRunner):
@@ -108,7 +122,7 @@ def _send_dispatches(proc: LoadgenProcess, runner: WorkerRunner) -> None:
     assert proc.dispatch_log is not None
     while True:
         gevent.sleep(SEND_EVERY_S)
-        runner.send_message(DISPATCH_MESSAGE, proc.dispatch_log.message())
+        runner.send_message(DISPATCH_MESSAGE, proc.dispatch_log.message(proc.worker))
 
 
 def make_shape(shape: Shape, n_processes: int) -> LoadTestShape:

@@ -29,6 +29,7 @@ class RecentRecords:
         self.sent = 0  # records of requests that were sent (not dropped)
         self.received: dict[str, int] = {}  # worker -> records received
         self.announced: dict[str, int] = {}  # worker -> records it says it sent (final batch)
+        self.complete_to: dict[str, float] = {}  # worker -> its records are all here up to this time
 
     def __len__(self) -> int:
         return len(self.cols["request_id"])
@@ -45,6 +46,8 @@ class RecentRecords:
         self.received[worker] = self.received.get(worker, 0) + n
         if batch["final"]:
             self.announced[worker] = batch["total_requests"]
+        if "complete_to" in batch:
+            self.complete_to[worker] = batch["complete_to"]
 
     def prune(self, before_s: float) -> None:
         """Drop the oldest rows, those that ended before ``before_s``, up to the first that did not

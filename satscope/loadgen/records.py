@@ -12,6 +12,7 @@ master. The master (or the local runner) forwards each batch to the record write
 
 from __future__ import annotations
 
+import time
 from array import array
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -59,6 +60,7 @@ class RequestRecord(NamedTuple):
 
 
 RAW_FIELDS = RequestRecord._fields
+COMPLETE_MARGIN_S = 0.05  # a batch's records are complete up to its drain less this
 _TIME_FIELDS = ("intended_start", "start", "first_token", "end", "first_reasoning_token", "first_visible_token")
 
 
@@ -83,7 +85,9 @@ class WorkerBuffer:
         self.samples.append((t, metric, value, labels))
 
     def drain(self, clock_offset_s: float = 0.0, final: bool = False) -> dict[str, Any]:
-        """Everything since the last drain as a msgpack-serializable batch, times moved by the offset."""
+        """Everything since the last drain as a msgpack-serializable batch, times moved by the offset.
+        ``complete_to``: every request that ended before it is in this batch or an earlier one (a
+        record is added a moment after its end is read: ``COMPLETE_MARGIN_S`` covers that)."""
         cols: dict[str, list[Any]] = {name: [r[i] for r in self.rows] for i, name in enumerate(RAW_FIELDS)}
         times = self.token_times
         if clock_offset_s:
@@ -100,6 +104,7 @@ class WorkerBuffer:
             "samples": [list(s) for s in self.samples],
             "final": final,
             "total_requests": self.total_requests,
+            "complete_to": time.perf_counter() - COMPLETE_MARGIN_S + clock_offset_s,
         }
         self.rows, self.token_counts, self.token_times, self.samples = [], [], array("d"), []
         return batch

@@ -33,12 +33,13 @@ from locust.env import Environment
 
 from satscope.loadgen._process import LoadgenProcess, Outcome
 from satscope.loadgen._record_pipe import RecordPipe
-from satscope.loadgen._user import ProcessHolder, make_search_shape, make_shape, make_user_classes
+from satscope.loadgen._user import ORIGIN_MESSAGE, ProcessHolder, make_search_shape, make_shape, make_user_classes
 from satscope.loadgen.config import LoadgenConfig, request_quota
 from satscope.loadgen.dead_target import DeadTargetWatch
 from satscope.loadgen.output import progress
 from satscope.loadgen.recent import RecentRecords
 from satscope.loadgen.search import LevelFigures, Search, SearchRun, SearchSettings, level_figures
+from satscope.loadgen.server_live import ServerLive
 from satscope.loadgen.shapes import Shape
 from satscope.run_format import write_json_atomic
 from satscope.search_file import SEARCH_FILE
@@ -93,6 +94,7 @@ class _Run:
         self.writer = RecordPipe(cfg.run_dir, cfg.flush_interval_s)
         self.writer.shape(self.planned, None)
         self.search: SearchRun | None = None  # --shape search: the levels are decided as the run goes
+        self.server_live: ServerLive | None = None  # a search's view of the server's queue
         self.dispatches: Any = None  # an open-loop search's DispatchLog (satscope/loadgen/_level_feed.py)
         self.origin: float | None = None
         self.interrupted = False
@@ -113,6 +115,7 @@ class _Run:
         from satscope.loadgen._level_feed import DISPATCH_MESSAGE, LEAD_S, DispatchLog, announce
 
         search = Search(SearchSettings(**self.cfg.search))
+        self.server_live = ServerLive(self.cfg.run_dir)  # the probes' live lines: the server's own queue
         feed = self.local.levels if self.local is not None else None
         # open loop: the dispatches, for what a level dispatched (a master's arrive from its workers)
         self.dispatches = self.local.dispatch_log if self.local is not None else DispatchLog()
@@ -133,19 +136,28 @@ class _Run:
 
     def measure_level(self, load: float, start_s: float, end_s: float) -> LevelFigures:
         """A search level's figures (elapsed seconds) from the records here now. A master's records
-        come from its workers every second: the level's throughput span stops that much earlier."""
+        come from its workers every second: the level's span stops where every worker's records (and
+        open loop, its dispatches) are known complete, the earliest of their ``complete_to``."""
         self.collect_local()
         origin = self.origin or 0.0
-        lag = 0.0 if self.local is not None else _SEND_INTERVAL_S + 0.5
-        measured_to = max(origin + end_s - lag, origin + start_s + 0.6 * (end_s - start_s))
         settings = self.search.search.settings if self.search is not None else None
         open_loop = settings is not None and settings.kind == "open"
+        measured_to = origin + end_s
+        if self.local is None:
+            workers = len(getattr(self.env.runner, "clients", {}))
+            known = [self.store.complete_to, *([self.dispatches.complete_to] if open_loop else [])]
+            if workers and all(len(k) >= workers for k in known):
+                measured_to = min(measured_to, *(t for k in known for t in k.values()))
+            else:  # not yet heard from every worker: their batches come every second
+                measured_to -= _SEND_INTERVAL_S + 0.5
+            measured_to = max(measured_to, origin + start_s + 0.6 * (end_s - start_s))
         log = self.dispatches if open_loop else None  # records lack the requests in flight
         if log is not None:
             log.prune(origin + start_s - 1.0)
         count = None if log is None else log.count
         slos = settings.slo if settings is not None else None
-        return level_figures(self.store.cols, load, origin + start_s, origin + end_s, measured_to, count, slos)
+        live = self.server_live.window if self.server_live is not None else None
+        return level_figures(self.store.cols, load, origin + start_s, origin + end_s, measured_to, count, slos, live)
 
     def write_search(self, search: SearchRun) -> None:
         write_json_atomic(Path(self.cfg.run_dir) / SEARCH_FILE, search.record(self.origin or 0.0).to_json())
@@ -346,6 +358,10 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int, keep_
     warm_stop_path()
     runner.start_shape()
     run.origin = shape.start_time
+    # the shape's start, before any spawn message (the shape's greenlet has not run yet): a worker's
+    # open-loop dispatcher times its arrivals from it, not from its own start (7-23 ms later, unequal)
+    origin = {"origin": run.origin, "host": socket.gethostname(), "now": time.perf_counter()}
+    runner.send_message(ORIGIN_MESSAGE, origin)
     emit("start", shape_origin_s=run.origin, workers=expect)
     run.loop_until_stopped()
     deadline = time.monotonic() + _FINAL_WAIT_S
@@ -416,6 +432,7 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
     runner = env.create_worker_runner(master_host, port)
     warm_stop_path()
     runner.register_message("satscope_config", on_config)  # before the first yield: nothing is missed
+    runner.register_message(ORIGIN_MESSAGE, lambda environment, msg, **_: holder.set_origin(msg.data))
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, runner.quit)
     runner.greenlet.join()

@@ -10,10 +10,14 @@ requests it dispatched (``level_figures``) and :func:`judge` decides, with the k
 - saturated when errors are at least ``error_rate`` of the requests it dispatched that finished;
 - closed loop: saturated when its throughput gain over the best lower level is under
   ``min_efficiency`` × its load gain while a tail latency (TTFT or E2E p99 from the intended send)
-  rose by ``min_latency_rise`` × and ``min_latency_rise_s``;
+  rose by ``min_latency_rise`` × and ``min_latency_rise_s``, or, with the server's own scrapes in
+  the span (``.server-live.jsonl``, the probes' live lines: ``satscope/loadgen/server_live.py``)
+  showing it at its limit (requests kept waiting in the median scrape, or preemptions), under
+  ``queue_efficiency`` × its load gain;
 - open loop: saturated when it did not serve what it dispatched beyond the count noise (the
   open-loop rule ``satscope.reports._knee.served``: the dispatchers' own count of what they dispatched in
-  the span, dropped dispatches included, against the requests completed ok in it);
+  the span, dropped dispatches included, against the requests completed ok in it), judged against
+  the capacity an overloaded level measured (``satscope/loadgen/_open_judge.py``);
 - SLO search (``--slo``): a level is bad when the share of its requests that met every SLO is under
   ``attainment`` (open loop: or when it was not served); the bracket is then the max goodput load;
 - a level with fewer than ``MIN_COMPLETED`` completions is too few to decide: it runs once more.
@@ -29,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from satscope.errors import SatscopeError
+from satscope.loadgen._open_judge import OpenEvidence, evidence, judge_open
+from satscope.loadgen.server_live import ServerWindow
 from satscope.loadgen.shapes import Shape, Stage
 from satscope.quantile import quantile
 from satscope.reports._goodput import Slos
@@ -36,7 +42,7 @@ from satscope.reports._thresholds import THRESHOLDS, Thresholds
 from satscope.search_file import SearchFile, SearchLevel
 
 __all__ = ["MAX_LEVELS", "MIN_COMPLETED", "LevelFigures", "Search", "SearchRun", "SearchSettings", "judge",
-           "judge_open", "judge_slo", "level_figures"]  # fmt: skip
+           "judge_open", "judge_slo", "level_figures", "server_at_limit"]  # fmt: skip
 
 MIN_COMPLETED = 5  # completions a level needs before its throughput and p99 mean anything
 SETTLE_SHARE = 0.25  # the first quarter of a level is left out: the last level's queue drains then
@@ -110,6 +116,12 @@ class LevelFigures:
     dispatched: int | None = None  # open loop: dispatches in the span (dropped ones included), by the dispatchers
     slo_judged: int = 0  # requests whose SLO attainment was judged (dispatched in the level, after the backlog)
     slo_met: int = 0  # of those, ok and within every SLO
+    # the server's own scrapes in the span (satscope/loadgen/server_live.py); None: no such figure
+    server_samples: int = 0
+    server_waiting_p50: float | None = None
+    server_running_max: float | None = None
+    server_kv_max: float | None = None
+    server_preemptions_per_s_max: float | None = None
 
     @property
     def error_rate(self) -> float:
@@ -135,6 +147,7 @@ class LevelFigures:
 
 def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, end_s: float, measured_to_s: float,
                   dispatched: Callable[[float, float], int] | None = None, slos: Slos | None = None,
+                  server: Callable[[float, float], ServerWindow | None] | None = None,
                   ) -> LevelFigures:  # fmt: skip
     """Figures of the level that ran from ``start_s`` to ``end_s`` (monotonic seconds) from request
     columns (``satscope.loadgen.records`` names), its first ``SETTLE_SHARE`` left out (requests queued by the
@@ -146,7 +159,8 @@ def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, e
     requests dispatched in the level are judged against them, from the end of the last earlier
     request known (a backlog the levels before left is not this level's doing) when that leaves
     ``MIN_COMPLETED`` of them, else from the span's start. ITL is a request's mean gap,
-    ``(end − first token) / (chunks − 1)``."""
+    ``(end − first token) / (chunks − 1)``. ``server(a, b)``: the server's own scrapes in the span
+    (``satscope.loadgen.server_live.ServerLive.window``)."""
     level_start = start_s
     start_s += SETTLE_SHARE * (end_s - start_s)
     span = max(measured_to_s - start_s, 1e-9)
@@ -185,11 +199,13 @@ def level_figures(cols: dict[str, Sequence[Any]], load: float, start_s: float, e
     if len(judged) < MIN_COMPLETED:
         judged = [met for intended, met in mine if intended >= start_s]
     e2e.sort()
+    sw = server(start_s, measured_to_s) if server is not None else None
     return LevelFigures(
         load, span, completed, finished, errors, completed / span, tokens / span, quantile(sorted(ttft), 0.99),
         quantile(e2e, 0.99), quantile(e2e, 0.5), ended, dropped,
         None if dispatched is None else dispatched(start_s, measured_to_s),
         len(judged), sum(judged),
+        *((sw.samples, sw.waiting_p50, sw.running_max, sw.kv_max, sw.preemptions_per_s_max) if sw else ()),
     )  # fmt: skip
 
 
@@ -210,6 +226,20 @@ def _latency_rose(now: LevelFigures, before: LevelFigures, t: Thresholds) -> str
     return None
 
 
+def server_at_limit(level: LevelFigures) -> str | None:
+    """Why the server's own scrapes say it was at its limit in the level, or None: it kept requests
+    waiting for a slot in most of them (the median scrape), or it preempted (its KV cache was full).
+    A server that keeps up also holds a new request a step before it runs it (at 50 requests/s and
+    40 ms steps, one in the median scrape), so :func:`judge` takes it as saturation only while the
+    throughput did not keep up with the load either (``queue_efficiency``)."""
+    if level.server_waiting_p50 is not None and level.server_waiting_p50 >= 1:
+        return (f"the server kept requests waiting ({level.server_waiting_p50:g} in the median of its "
+                f"{level.server_samples} scrapes): at its limit")  # fmt: skip
+    if level.server_preemptions_per_s_max:
+        return f"the server preempted requests ({level.server_preemptions_per_s_max:.3g}/s): its KV cache was full"
+    return None
+
+
 def judge(level: LevelFigures, lower: Sequence[LevelFigures], t: Thresholds = THRESHOLDS) -> tuple[bool, str]:
     """(saturated, why) for ``level`` against the levels run at lower loads."""
     if level.finished == 0 and level.completed == 0:
@@ -222,41 +252,14 @@ def judge(level: LevelFigures, lower: Sequence[LevelFigures], t: Thresholds = TH
     best = max(below, key=lambda x: x.throughput)
     load_gain = level.load / best.load - 1.0
     efficiency = (level.throughput / best.throughput - 1.0) / load_gain if load_gain > 0 else math.inf
+    limit = server_at_limit(level)
+    if limit and efficiency < t.queue_efficiency:
+        return True, f"{limit}, efficiency {efficiency:.2f} vs {best.load:g} (< {t.queue_efficiency:g})"
     rose = _latency_rose(level, best, t)
     figures = f"efficiency {efficiency:.2f} vs {best.load:g} (< {t.min_efficiency:g} saturates)"
     if efficiency < t.min_efficiency and rose:
         return True, f"{figures}, {rose}"
     return False, figures + ("" if rose else ", tail latency did not rise")
-
-
-def judge_open(level: LevelFigures, lower: Sequence[LevelFigures], t: Thresholds = THRESHOLDS) -> tuple[bool, str]:
-    """Open loop: (saturated, why) by errors and the report's served rule (``satscope.reports._knee.served``):
-    the level's shortfall, what it dispatched minus what it served, is over (1 − ``served_share``) of
-    what it dispatched and over the count noise 2√(1 + rate × the unloaded request time) (the
-    lowest level's median E2E)."""
-    import pandas as pd
-
-    from satscope.reports._knee import count_noise, served
-
-    if level.dispatched == 0:
-        return False, "nothing dispatched in the span: too low a rate for the level (raise --stage-duration)"
-    if level.finished == 0 and level.completed == 0 and level.dropped == 0:
-        return True, "no request finished"
-    if level.error_rate >= t.error_rate:
-        return True, f"errors {level.error_rate:.0%} of {level.finished} ≥ {t.error_rate:.0%}"
-    dispatched = level.dispatched_per_s
-    if dispatched is None:  # no count from the dispatchers: what ended and was dropped is all that is known
-        dispatched = (level.ended + level.dropped) / level.span_s
-    unloaded = [x for x in [*lower, level] if x.e2e_p50_s is not None]
-    request_s = min(unloaded, key=lambda x: x.load).e2e_p50_s if unloaded else 0.0
-    row = pd.DataFrame({"dispatched_per_s": [dispatched], "served_per_s": [level.requests_per_s],
-                        "span_s": [level.span_s], "request_s": [request_s]})  # fmt: skip
-    sent = dispatched * level.span_s
-    short = sent - level.completed
-    allowed = max((1.0 - t.served_share) * sent, float(count_noise(row).iloc[0]))
-    figures = (f"served {level.requests_per_s:.3g} of {dispatched:.3g} req/s dispatched (short {short:.1f} "
-               f"requests, noise allows {allowed:.1f})")  # fmt: skip
-    return (False, figures) if bool(served(row).iloc[0]) else (True, figures)
 
 
 def judge_slo(level: LevelFigures, settings: SearchSettings, lower: Sequence[LevelFigures] = ()) -> tuple[bool, str]:
@@ -283,10 +286,14 @@ class Search:
     good: float | None = None
     saturated: float | None = None
     stopped: str = ""
+    capacity: tuple[float, int] | None = None  # open loop: req/s served when overloaded, at which level
+    evidence: list[OpenEvidence | None] = field(default_factory=list)  # open loop (not SLO): per level
 
     def record(self, figures: LevelFigures) -> tuple[bool | None, str]:
-        """Decide the level just run; None when it had too few completions (first time only)."""
+        """Decide the level just run; None when it had too few completions (first time only), or,
+        open loop, while it waits for a capacity measure (``satscope/loadgen/_open_judge.py``)."""
         repeat_of_same = bool(self.levels) and self.levels[-1][1] is None and self.levels[-1][0].load == figures.load
+        ev: OpenEvidence | None = None
         if figures.completed < MIN_COMPLETED and figures.error_rate < THRESHOLDS.error_rate and not repeat_of_same:
             decision: tuple[bool | None, str] = (None, f"{figures.completed} completions < {MIN_COMPLETED}: run again")
         else:
@@ -294,15 +301,74 @@ class Search:
             if self.settings.slo is not None:
                 decision = judge_slo(figures, self.settings, lower)
             elif self.settings.kind == "open":
-                decision = judge_open(figures, lower)
+                ev = evidence(figures, lower)
+                decision = (ev.saturated, ev.why)
+                if ev.kind == "overloaded" and (self.capacity is None or ev.served_per_s > self.capacity[0]):
+                    self.capacity = (ev.served_per_s, len(self.levels))
             else:
                 decision = judge(figures, lower)
-            if decision[0]:
-                self.saturated = figures.load if self.saturated is None else min(self.saturated, figures.load)
-            else:
-                self.good = figures.load if self.good is None else max(self.good, figures.load)
         self.levels.append((figures, *decision))
-        return decision
+        self.evidence.append(ev)
+        if ev is not None:
+            self._rejudge()
+        self._bracket()
+        return self.levels[-1][1], self.levels[-1][2]
+
+    @property
+    def pending(self) -> list[int]:
+        """Open loop: the short levels waiting for a capacity measure (their decision is None)."""
+        return [i for i, ev in enumerate(self.evidence) if ev is not None and self.levels[i][1] is None]
+
+    def _rejudge(self) -> None:
+        """Open loop: every level neither overloaded nor failing by errors, judged by its offered
+        rate against the capacity an overload measured; without one, a short level waits unless a
+        higher level was served."""
+        for i, ev in enumerate(self.evidence):
+            if ev is None or ev.kind in ("overloaded", "errors", "idle"):
+                continue
+            f = self.levels[i][0]
+            near = self.capacity is not None and abs(f.load - self.capacity[0]) <= self.capacity_noise
+            if self.capacity is not None and not (near and ev.kind != "short"):
+                cap, at = self.capacity
+                over = f.load > cap
+                rel = "above" if over else "within"
+                why = (f"{f.load:g} req/s offered, {rel} the {cap:.3g} req/s served when overloaded "
+                       f"(level {at + 1}, {self.levels[at][0].load:g} req/s); its span: {ev.why}")  # fmt: skip
+                self.levels[i] = (f, over, why)
+            elif ev.kind == "short":
+                served_above = any(g.load > f.load and sat is False and self.evidence[j] is not None
+                                   for j, (g, sat, _) in enumerate(self.levels))  # fmt: skip
+                self.levels[i] = (
+                    (f, False, f"{ev.why}; a higher level was served")
+                    if served_above
+                    else (f, None, f"{ev.why}: within the noise of the allowance, a higher level measures the capacity")
+                )
+            else:
+                self.levels[i] = (f, False, ev.why)
+
+    @property
+    def capacity_noise(self) -> float:
+        """req/s: the count noise of the capacity measure, from the requests in service at its span's
+        two ends (capacity × the unloaded request time, the lowest level's median E2E); 0 without one."""
+        if self.capacity is None:
+            return 0.0
+        cap, at = self.capacity
+        timed = [f for f, _, _ in self.levels if f.e2e_p50_s is not None]
+        request_s = (min(timed, key=lambda f: f.load).e2e_p50_s or 0.0) if timed else 0.0
+        return math.sqrt(1.0 + cap * request_s) / self.levels[at][0].span_s
+
+    def _settle(self) -> None:
+        """Open loop, no overload measured: the short levels left take the point rule (saturated)."""
+        for i in self.pending:
+            ev = self.evidence[i]
+            assert ev is not None
+            self.levels[i] = (self.levels[i][0], True, f"{ev.why}: the served rule (no overload measured the capacity)")
+        self._bracket()
+
+    def _bracket(self) -> None:
+        good = [f.load for f, sat, _ in self.levels if sat is False]
+        bad = [f.load for f, sat, _ in self.levels if sat is True]
+        self.good, self.saturated = (max(good) if good else None), (min(bad) if bad else None)
 
     def _round(self, x: float) -> float:
         return float(round(x)) if self.settings.whole else float(f"{x:.3g}")
@@ -315,9 +381,15 @@ class Search:
         last, decision, _ = self.levels[-1]
         if len(self.levels) >= MAX_LEVELS:
             return self._stop(f"{MAX_LEVELS} levels run")
-        if decision is None:
+        pending = self.pending
+        if decision is None and len(self.levels) - 1 not in pending:
             return last.load
         slo = s.slo is not None
+        if self.saturated is None and pending:
+            top = max(self.levels[i][0].load for i in pending)
+            if top < s.max_load:  # double past a short level: an overload will measure the capacity
+                return min(self._round(2 * top), s.max_load)
+            self._settle()
         if self.saturated is None:
             if self.good is not None and self.good >= s.max_load:
                 return self._stop(f"{'SLOs met' if slo else 'not saturated'} up to the maximum {s.max_load:g}")
@@ -334,6 +406,7 @@ class Search:
 
     def _stop(self, why: str) -> None:
         self.stopped = why
+        self._settle()
         return None
 
 
@@ -413,4 +486,5 @@ class SearchRun:
         ]
         wall = self.ends_s[-1] - self.starts_s[0] if self.ends_s else 0.0
         s = self.search
-        return SearchFile(self.kind, s.settings.to_json(), rows, s.good, s.saturated, s.stopped, wall)
+        cap = s.capacity[0] if s.capacity is not None else None
+        return SearchFile(self.kind, s.settings.to_json(), rows, s.good, s.saturated, s.stopped, wall, cap)

@@ -20,6 +20,7 @@ from satscope.probes._buffer import SampleBuffer
 from satscope.probes._config import ProbeConfig
 from satscope.probes._dcgm import DcgmProbe
 from satscope.probes._host import HostProbe
+from satscope.probes._live import LiveLine
 from satscope.probes._membw import MEMBW_METHOD
 from satscope.probes._model_info import listed_model_facts, merge_model
 from satscope.probes._nvml import GpuProbe
@@ -45,6 +46,7 @@ class ProbeRunner:
         self.end_s: float | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.live: LiveLine | None = None  # the server's queue for a search (satscope/probes/_live.py)
         if config.target is not None:
             self.sources["server"] = ServerProbe(config.target, config.scrape_timeout_s, config.metrics_url)
         self.listed_model: dict[str, Any] | None = None  # facts from the target's /v1/models
@@ -55,8 +57,12 @@ class ProbeRunner:
         self.sources["host"] = HostProbe(config.server_pid)
         self.prometheus = None
         if config.prometheus_url is not None:
-            self.prometheus = PrometheusSource(config.prometheus_url, config.prometheus_selector,
-                                               config.interval("prometheus"), config.prometheus_rate_window_s)
+            self.prometheus = PrometheusSource(
+                config.prometheus_url,
+                config.prometheus_selector,
+                config.interval("prometheus"),
+                config.prometheus_rate_window_s,
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -73,9 +79,10 @@ class ProbeRunner:
                 self._mark_unavailable(name, f"could not start: {type(exc).__name__}: {exc}")
                 del self.sources[name]
         self.write_probes_json()
+        if self.config.out is not None and "server" in self.sources:
+            self.live = LiveLine(self.config.out)
         for name, source in self.sources.items():
-            thread = threading.Thread(target=self._sample_loop, args=(name, source), name=f"probe-{name}",
-                                      daemon=True)
+            thread = threading.Thread(target=self._sample_loop, args=(name, source), name=f"probe-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         if self.config.out is not None:
@@ -104,6 +111,8 @@ class ProbeRunner:
         self.end_s = time.monotonic()
         for source in self.sources.values():
             source.close()
+        if self.live is not None:
+            self.live.close()
         if self.prometheus is not None:
             try:
                 self.buffer.add(self.prometheus.collect(self.start_s, self.end_s))
@@ -130,7 +139,10 @@ class ProbeRunner:
         next_t = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.buffer.add(source.sample())
+                rows = source.sample()
+                self.buffer.add(rows)
+                if name == "server" and self.live is not None:
+                    self.live.add(rows)
             except Exception as exc:  # a probe bug must not end the run; it is recorded instead
                 self._note(name, f"sampling raised {type(exc).__name__}: {exc}", traceback.format_exc())
             now = time.monotonic()

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from satscope.quantile import quantile
 from satscope.reports._stats import clean
 
 if TYPE_CHECKING:
@@ -170,16 +171,13 @@ def _fitter(model: str) -> Any:
 
 
 def _interval(values: list[float | None]) -> tuple[float | None, float | None]:
-    """Central ``INTERVAL`` of the resampled values; None (no peak) counts as past every bound, so
-    an upper bound is None when more than the tail's share of resamples had none."""
-    import numpy as np
-
-    v = np.sort(np.array([math.inf if x is None else x for x in values], dtype=float))
-    if not len(v):
-        return None, None
+    """Central ``INTERVAL`` of the resampled values (satscope's one quantile, ``satscope/quantile.py``);
+    None (no peak) counts as past every bound, so a bound that reaches a resample without one is
+    None."""
+    v = sorted(math.inf if x is None else float(x) for x in values)
     tail = (1.0 - INTERVAL) / 2
-    lo, hi = v[math.floor(tail * (len(v) - 1))], v[math.ceil((1.0 - tail) * (len(v) - 1))]
-    return clean(lo) if math.isfinite(lo) else None, clean(hi) if math.isfinite(hi) else None
+    bounds = (quantile(v, tail), quantile(v, 1.0 - tail)) if v else (None, None)
+    return tuple(clean(b) if b is not None and math.isfinite(b) else None for b in bounds)  # type: ignore[return-value]
 
 
 def _bootstrap(model: str, x: np.ndarray, y: np.ndarray, fit: CurveFit) -> dict[str, tuple[float | None, float | None]]:

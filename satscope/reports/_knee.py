@@ -129,6 +129,15 @@ def count_noise(levels: pd.DataFrame) -> pd.Series:
     return 2.0 * np.sqrt(1.0 + in_flight.clip(lower=0.0))
 
 
+def allowance(levels: pd.DataFrame) -> pd.Series:
+    """Per level: the shortfall a served level may show, in requests: (1 − ``served_share``) of what
+    it dispatched over its span, and at least the count noise (``count_noise``)."""
+    import numpy as np
+
+    sent = (levels["dispatched_per_s"] * levels.get("span_s", 1.0)).fillna(0.0)
+    return np.maximum((1.0 - T.served_share) * sent, count_noise(levels))
+
+
 def served(levels: pd.DataFrame) -> pd.Series:
     """Per level: served what it dispatched (within ``served_share``) with no growing queue.
 
@@ -141,7 +150,7 @@ def served(levels: pd.DataFrame) -> pd.Series:
 
     span = levels.get("span_s", 1.0)
     sent = (levels["dispatched_per_s"] * span).fillna(0.0)
-    allowed = np.maximum((1.0 - T.served_share) * sent, count_noise(levels))
+    allowed = allowance(levels)
     short = sent - (levels["served_per_s"] * span).fillna(0.0)
     ok = ~(short > allowed)
     if "requests_waiting_growth_per_s" in levels:

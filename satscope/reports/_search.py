@@ -32,6 +32,7 @@ def search_block(run_dir: Path, origin_s: float) -> dict[str, Any] | None:
         "stopped": found.stopped,
         "levels_run": len(found.levels),
         "wall_s": found.wall_s,
+        "capacity_per_s": found.capacity_per_s,
         "levels": [
             {
                 "stage": lv.stage,
@@ -59,8 +60,12 @@ def bracket_sentence(search: dict[str, Any] | None, saturation: dict[str, Any] |
         return _slo_sentence(search, took)
     if good is not None and bad is not None:
         early = "" if search["stopped"] == "bracket within the precision" else f"; {search['stopped']}"
-        note = _differs(saturation, good, bad)
-        return f" The search saturates between {good:g} and {bad:g} {unit} {took[:-1]}{early}).{note}"
+        cap = search.get("capacity_per_s")
+        served = ""
+        if cap:
+            served = f" An overloaded level served at most {cap:.3g} {unit}: the search judged its levels by it."
+        note = _differs(saturation, good, bad, cap)
+        return f" The search saturates between {good:g} and {bad:g} {unit} {took[:-1]}{early}).{served}{note}"
     if bad is None and good is not None and search["stopped"].startswith("not saturated"):
         return f" The search found no saturation up to {good:g} {unit} {took}."
     if bad is None and good is not None:
@@ -71,13 +76,19 @@ def bracket_sentence(search: dict[str, Any] | None, saturation: dict[str, Any] |
     return f" The search decided no level {took}."
 
 
-def _differs(saturation: dict[str, Any] | None, good: float, bad: float) -> str:
+def _differs(saturation: dict[str, Any] | None, good: float, bad: float, capacity: float | None = None) -> str:
     """A note when the stage-based saturation point lies outside the search's bracket."""
     if not saturation:
         return ""
     point, found = saturation.get("offered_load"), saturation.get("found")
     if found and point is not None and good <= point <= bad:
         return ""
+    if capacity:
+        return (
+            " The stage figures judge each stage by its own count, which on short Poisson stages near the"
+            " capacity errs by a burst or a queue's rise; the search judged them by the rate an overload"
+            " served: lengthen --stage-duration to make the two agree."
+        )
     return (
         " The search judged each level without its first quarter, while the previous level's queue"
         " drained; the stage figures above include that change of load, so on short levels the two"

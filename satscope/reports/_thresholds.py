@@ -21,6 +21,7 @@ class Thresholds:
     min_latency_rise_s: float = 0.02  # ... and by at least this much ...
     min_dropped_share: float = 0.05  # ... or the dropped share of dispatches rose by this
     resume_margin: float = 1.2  # no later level may beat the one before the knee by more
+    queue_efficiency: float = 0.75  # search: a server holding requests waiting, and gain ÷ load gain under this
     # open loop: a level is served when it delivered this share of what it offered
     served_share: float = 0.9
     # the safe operating point: no preemptions, no queue (growth), no tail-latency jump

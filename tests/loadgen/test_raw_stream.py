@@ -48,3 +48,45 @@ def test_lines_are_read_one_at_a_time_when_sent() -> None:
         assert gaps[len(gaps) // 2] > 0.010 and sum(g < 0.002 for g in gaps) <= 1, gaps
         errors = sorted(abs(g - s) for g, s in zip(got["times"], sent, strict=True))
         assert errors[len(errors) // 2] < 0.003, errors
+
+
+_NO_YIELD = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import json, sys, time
+    import gevent
+    from satscope.loadgen._raw_stream import RawConnection, resolve_target
+    resolve_target(sys.argv[1])
+    conn = RawConnection(sys.argv[1], 5.0, 5.0)
+    conn.open()  # connected now: the first post sends on this pooled socket
+    out = []
+    for rid in ("a", "b"):
+        def hog():  # runs only if the post hands the loop over before its send
+            end = time.perf_counter() + 0.08
+            while time.perf_counter() < end:
+                pass
+        gevent.spawn(hog)
+        body = json.dumps({"prompt": "x", "max_tokens": 2, "stream": True}).encode()
+        stamp = time.perf_counter()
+        resp = conn.post("/v1/completions", body, {"Content-Type": "application/json", "X-Request-Id": rid})
+        while conn.read_line(resp):
+            pass
+        out.append({"id": rid, "stamp": stamp})
+    print(json.dumps(out))
+""")
+
+
+def test_nothing_runs_between_a_requests_clock_and_its_send() -> None:
+    """The request's clock starts right before its send: a greenlet waiting to run (here one that
+    then holds the loop 80 ms) must not run in between, on a pre-opened socket and a reused one.
+    The server's kernel receive time of each request tells when it was really sent."""
+    with fake_server(ttft=0.01, itl=0.005, args=("--rx-timestamps",)) as server:
+        res = subprocess.run(
+            [sys.executable, "-c", _NO_YIELD, server.url], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert res.returncode == 0, res.stderr
+        record = server.records()["requests"]
+    for got in json.loads(res.stdout):
+        rec = record[got["id"]]
+        assert got["stamp"] <= rec["kernel_received"] <= rec["received"]
+        # sent within 20 ms of the stamp (a yield would let the hog hold it 80 ms), one clock, one host
+        assert rec["kernel_received"] - got["stamp"] < 0.02, (got, rec["kernel_received"])

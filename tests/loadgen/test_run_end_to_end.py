@@ -79,9 +79,9 @@ def test_timing_matches_the_servers_record_and_stages_land_in_records(server_fac
     assert np.median(itl_err) < 1e-3 + lag_p50, (np.median(itl_err), lag_p50)
     noise = lag_p50 + 2 * float(np.quantile(itl_err, 0.9))
     assert 0 < np.median(ttft_err) < 1e-3 + noise, (np.median(ttft_err), noise)
-    # no request measured much faster than the server served it (the server stamps its writes after
-    # they return, so a descheduled server thread can stamp late by its own scheduling noise)
-    assert min(ttft_err) > -(1e-3 + noise), (min(ttft_err), noise)
+    # causality: no request measured faster than the server served it (the server stamps a token
+    # before writing it and a request once read; one clock on one host)
+    assert min(ttft_err) > -1e-4, (min(ttft_err), noise)
     assert all(r["authorization"] == "Bearer sk-test-SECRET" for r in rec["requests"].values())
     for f in out.iterdir():
         assert b"sk-test-SECRET" not in f.read_bytes(), f.name

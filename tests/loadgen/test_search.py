@@ -207,10 +207,47 @@ def test_an_open_loop_search_brackets_the_capacity_in_rates(capacity: float) -> 
     assert s.saturated - s.good <= 0.1 * s.good and s.stopped == "bracket within the precision"
 
 
-def test_the_open_loop_resolution_is_the_count_noise_of_a_level() -> None:
-    # 4 s spans at 3 req/s: 3.5 req/s is 2 requests short, under the noise's 2.9; 3.75 is 3 short
+def test_the_open_loop_resolution_is_the_count_noise_of_the_capacity_measure() -> None:
+    # an overload measured 3 req/s; within its count noise, sqrt(1 + 3 * 0.3) / 4 s = 0.34 req/s, a
+    # level's own count decides: 3.25 req/s is 1 request short, served; 3.5 is above the noise
     s = open_server(3.0, span=4.0)
-    assert (s.good, s.saturated) == (3.5, 3.75)
+    assert (s.good, s.saturated) == (3.25, 3.5)
+    assert s.capacity == (3.0, 4) and abs(s.capacity_noise - 0.345) < 0.001  # level 5: 8 req/s
+
+
+def test_a_short_level_waits_for_an_overload_to_measure_the_capacity() -> None:
+    # 4 s at 4 req/s, 0.3 s requests: 4 short is over the allowance 2.97 (the point rule's
+    # saturation) but within it and twice the noise again: the search doubles past it
+    s = Search(SearchSettings("open", 2.0, 64.0, 4.0, 0.1, 1000))
+    s.record(open_fig(2, 2.0, 2.0))
+    bad, why = s.record(open_fig(4, 3.0, 4.0))
+    assert bad is None and why.endswith("within the noise of the allowance, a higher level measures the capacity")
+    assert s.pending == [1] and (s.good, s.saturated) == (2, None) and s.next_load() == 8
+    # 8 req/s served 5: 12 short, over 3.69 + 2 * 3.69: an overload, the server's capacity measured
+    s.record(open_fig(8, 5.0, 8.0))
+    assert s.capacity == (5.0, 2) and s.pending == []
+    four, eight = s.levels[1], s.levels[2]
+    assert four[1] is False and four[2].startswith(
+        "4 req/s offered, within the 5 req/s served when overloaded (level 3"
+    )
+    assert eight[1] is True and (s.good, s.saturated) == (4, 8) and s.next_load() == 6
+    s.record(open_fig(6, 5.0, 6.0))  # its own span: 4 short, within the noise; 6 is above the capacity
+    assert s.levels[-1][1] is True and s.levels[-1][2].startswith("6 req/s offered, above the 5 req/s")
+
+
+def test_a_short_level_is_served_below_a_served_one_or_saturated_when_nothing_overloads() -> None:
+    s = Search(SearchSettings("open", 2.0, 8.0, 4.0, 0.1, 1000))
+    s.record(open_fig(2, 1.5, 2.0))  # 2 short, within the noise 2.53: served
+    s.record(open_fig(4, 3.0, 4.0))  # short: waits
+    assert s.pending == [1]
+    s.record(open_fig(8, 7.5, 8.0))  # served: so is the level below it
+    assert [sat for _, sat, _ in s.levels] == [False, False, False] and s.next_load() is None
+    assert s.stopped == "not saturated up to the maximum 8"
+    top = Search(SearchSettings("open", 2.0, 4.0, 4.0, 0.1, 1000))
+    top.record(open_fig(2, 2.0, 2.0))
+    top.record(open_fig(4, 3.0, 4.0))  # short at the maximum: no overload can measure the capacity
+    assert top.next_load() == 3 and top.levels[1][1] is True
+    assert top.levels[1][2].endswith("the served rule (no overload measured the capacity)")
 
 
 def slo_fig(load: float, attainment: float, judged: int = 40) -> LevelFigures:

@@ -210,3 +210,6 @@ def test_a_replay_over_two_workers_sends_every_line_exactly_once(tmp_path: Path)
         assert list(mine["input_tokens_requested"]) == lengths[k::2]
         starts = mine["intended_start"].to_numpy()
         assert np.allclose(starts - starts[0], trace_s[k::2] - trace_s[k], atol=1e-6)
+    # one clock for both: the master's shape start (each worker's own start came 7-23 ms apart)
+    origins = [req.loc[req["worker"] == w, "intended_start"].min() - trace_s[k] for k, w in enumerate(("w0", "w1"))]
+    assert abs(origins[0] - origins[1]) < 1e-6, origins

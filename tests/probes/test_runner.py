@@ -21,12 +21,13 @@ def _wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_server_that_answers_late_turns_pending_into_ok(tmp_path: Path,
-                                                          exposition_server: ExpositionServer) -> None:
+def test_a_server_that_answers_late_turns_pending_into_ok(tmp_path: Path, exposition_server: ExpositionServer) -> None:
     exposition_server.status = 503
     exposition_server.body = fixture_text("sglang.1.txt")
-    runner = ProbeRunner(ProbeConfig(target=exposition_server.url, out=tmp_path, gpu=False, interval_s=0.1,
-                                     flush_interval_s=0.2), quiet=True)
+    runner = ProbeRunner(
+        ProbeConfig(target=exposition_server.url, out=tmp_path, gpu=False, interval_s=0.1, flush_interval_s=0.2),
+        quiet=True,
+    )
     runner.start()
     try:
         written = json.loads((tmp_path / PROBES_FILE).read_text())
@@ -48,13 +49,41 @@ class _Broken:
         raise RuntimeError("boom")
 
 
-def test_a_source_that_breaks_on_open_is_reported_and_the_rest_run(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_source_that_breaks_on_open_is_reported_and_the_rest_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("satscope.probes._runner.ServerProbe", lambda *args: _Broken())
-    runner = ProbeRunner(ProbeConfig(target="http://127.0.0.1:9", out=tmp_path, gpu=False, duration_s=0.5,
-                                     interval_s=0.1), quiet=True)
+    runner = ProbeRunner(
+        ProbeConfig(target="http://127.0.0.1:9", out=tmp_path, gpu=False, duration_s=0.5, interval_s=0.1), quiet=True
+    )
     runner.run()
     probes = json.loads((tmp_path / PROBES_FILE).read_text())
     assert probes["sources"] == {"server": "unavailable", "host": "ok"}
     assert "RuntimeError: boom" in probes["unavailable"]["server"]
     assert probes["rows"] > 0
+
+
+def test_the_server_queue_goes_live_to_a_search_and_the_file_goes_at_the_end(
+    tmp_path: Path, exposition_server: ExpositionServer
+) -> None:
+    """Each scrape appends the server's queue figures to .server-live.jsonl as it is taken; the load
+    generator's reader (satscope/loadgen/server_live.py) sees them during the run, not only at the end."""
+    from satscope.loadgen.server_live import ServerLive
+    from satscope.run_format import SERVER_LIVE_FILE
+
+    exposition_server.body = fixture_text("vllm.1.txt")
+    runner = ProbeRunner(ProbeConfig(target=exposition_server.url, out=tmp_path, gpu=False, interval_s=0.1,
+                                     flush_interval_s=5.0), quiet=True)  # fmt: skip
+    live = ServerLive(tmp_path)
+    t0 = time.monotonic()
+    runner.start()
+    try:
+        _wait_until(lambda: live.window(t0, time.monotonic() + 1) is not None and len(live.rows) >= 3)
+        window = live.window(t0, time.monotonic() + 1)
+        assert window is not None and window.samples >= 3
+        # the fixture's gauges: 4 running, 2 waiting, KV 0.25 (vllm:kv_cache_usage_perc)
+        assert (window.running_max, window.waiting_p50) == (4.0, 2.0) and window.kv_max == pytest.approx(0.25)
+        assert not (tmp_path / "samples.parquet").exists()  # live before the first flush of the samples
+    finally:
+        runner.stop()
+    assert not (tmp_path / SERVER_LIVE_FILE).exists()

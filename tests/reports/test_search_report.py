@@ -80,6 +80,17 @@ def test_a_bracket_the_stage_figures_disagree_with_says_why() -> None:
         assert text.startswith(agree) and "lengthen --stage-duration" in text
 
 
+def test_an_open_loop_bracket_names_the_capacity_it_was_judged_by() -> None:
+    from satscope.reports._search import bracket_sentence
+
+    search = {"unit": "req/s", "good": 9.0, "saturated": 9.5, "levels_run": 7, "wall_s": 35.0,
+              "stopped": "bracket within the precision", "capacity_per_s": 9.3712}  # fmt: skip
+    text = bracket_sentence(search, {"found": True, "offered_load": 12.0})
+    assert text.startswith(" The search saturates between 9 and 9.5 req/s (7 levels, 35 s). An overloaded level "
+                           "served at most 9.37 req/s: the search judged its levels by it.")  # fmt: skip
+    assert "judged them by the rate an overload served" in text  # the stage figures put it at 12: why they differ
+
+
 def test_an_slo_search_names_the_max_goodput_load(scratch_run: Callable[..., Path]) -> None:
     run = scratch_run(kind="kv_cache")
     found = _search(0.0)
