@@ -16,7 +16,7 @@ one at a time, so a library upgrade that changes this is caught.
 A request's clock starts right before its send, and nothing may yield to the gevent loop between
 the two: at 64 streams one trip round the loop costs milliseconds. geventhttpclient checks a pooled
 socket's liveness with gevent's ``select(..., 0)``, which yields on purpose (``sleep(0)``); the
-pools here check it with the original ``select`` instead (:func:`_alive_now`, same test, no yield).
+pools here check it with the original ``poll`` instead (:func:`_alive_now`, same test, no yield).
 A new connection made inside that window costs its
 name lookup (geventhttpclient asks gevent's resolver, a thread pool, on every connect: 30 ms median
 for the first requests of 64 users spawned at once, measured against the server's kernel receive
@@ -28,6 +28,7 @@ closed-loop user opens its connection before its first request (:meth:`RawConnec
 from __future__ import annotations
 
 import contextlib
+import select
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,7 +41,10 @@ __all__ = ["MAX_BODY_BYTES", "MAX_LINE_BYTES", "RawConnection", "StaleConnection
            "resolve_target"]  # fmt: skip
 
 _ADDRESSES: dict[tuple[str, int], list[Any]] = {}  # (host, port) -> getaddrinfo's answer, this process
-_select = get_original("select", "select")  # the blocking one: with a 0 timeout, a poll that never yields
+# the unpatched poll: with a 0 timeout it never yields, and unlike select() it takes any fd (a run of
+# thousands of connections has descriptors past select's 1024)
+_poll = get_original("select", "poll")
+_GONE = select.POLLIN | select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
 def _alive_now(sock: Any) -> bool:
@@ -51,8 +55,9 @@ def _alive_now(sock: Any) -> bool:
     try:
         if sock.fileno() < 0:
             return False
-        readable, _, _ = _select([sock], [], [], 0.0)
-        return not readable
+        poller = _poll()
+        poller.register(sock.fileno(), _GONE)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
 

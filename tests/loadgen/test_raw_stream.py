@@ -90,3 +90,32 @@ def test_nothing_runs_between_a_requests_clock_and_its_send() -> None:
         assert got["stamp"] <= rec["kernel_received"] <= rec["received"]
         # sent within 20 ms of the stamp (a yield would let the hog hold it 80 ms), one clock, one host
         assert rec["kernel_received"] - got["stamp"] < 0.02, (got, rec["kernel_received"])
+
+
+_LIVENESS = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import json, resource, socket
+    from satscope.loadgen._raw_stream import _alive_now
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 1400), hard), hard))
+    ballast = [socket.socket() for _ in range(1100)]  # the next descriptors are past select()'s 1024
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+    idle = _alive_now(client)
+    peer.sendall(b"stray")
+    stray = _alive_now(client)
+    client.recv(16)
+    peer.close()
+    closed = _alive_now(client)
+    print(json.dumps({"fd": client.fileno(), "idle": idle, "stray": stray, "closed": closed}))
+""")
+
+
+def test_an_idle_socket_is_reused_and_a_closed_one_is_not_past_1024_descriptors() -> None:
+    """The pooled socket's check (polled, never yielding): an idle kept-alive socket is alive; one
+    with stray bytes or closed by the server is not, also past select()'s 1024 descriptors."""
+    res = subprocess.run([sys.executable, "-c", _LIVENESS], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["fd"] > 1024 and (got["idle"], got["stray"], got["closed"]) == (True, False, False), got
