@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from satscope.reports._thresholds import THRESHOLDS, Thresholds
 
 if TYPE_CHECKING:
-    from satscope.loadgen.search import LevelFigures
+    from satscope.loadgen.level_figures import LevelFigures
 
 __all__ = ["OVERLOAD_NOISES", "OpenEvidence", "evidence", "judge_open"]
 

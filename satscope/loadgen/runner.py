@@ -36,9 +36,10 @@ from satscope.loadgen._record_pipe import RecordPipe
 from satscope.loadgen._user import ORIGIN_MESSAGE, ProcessHolder, make_search_shape, make_shape, make_user_classes
 from satscope.loadgen.config import LoadgenConfig, request_quota
 from satscope.loadgen.dead_target import DeadTargetWatch
+from satscope.loadgen.level_figures import LevelFigures, level_figures
 from satscope.loadgen.output import progress
 from satscope.loadgen.recent import RecentRecords
-from satscope.loadgen.search import LevelFigures, Search, SearchRun, SearchSettings, level_figures
+from satscope.loadgen.search import Search, SearchRun, SearchSettings
 from satscope.loadgen.server_live import ServerLive
 from satscope.loadgen.shapes import Shape
 from satscope.run_format import write_json_atomic
