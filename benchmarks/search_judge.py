@@ -90,8 +90,21 @@ def one_search(kind: type[Search], slots: int, service_s: float, start: float, s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--searches", type=int, default=300)
-    n = ap.parse_args().searches
-    print(f"{n} searches per scenario, 5 s levels, budget 40 s (8 levels)\n")
+    ap.add_argument(
+        "--overload-noises",
+        type=float,
+        default=None,
+        help="count noises past the allowance that make a level overloaded (default: the module's)",
+    )
+    args = ap.parse_args()
+    n = args.searches
+    if args.overload_noises is not None:
+        from satscope.loadgen import _open_judge
+
+        _open_judge.OVERLOAD_NOISES = args.overload_noises
+    from satscope.loadgen._open_judge import OVERLOAD_NOISES
+
+    print(f"{n} searches a scenario, 5 s levels, budget 40 s, overloaded past {OVERLOAD_NOISES:g} noises\n")
     print("| scenario | capacity req/s | point rule: off | levels | yardstick: off | levels |")
     print("|---|---|---|---|---|---|")
     for name, slots, service_s, start in SCENARIOS:

@@ -17,12 +17,12 @@ A request's clock starts right before its send, and nothing may yield to the gev
 the two: at 64 streams one trip round the loop costs milliseconds. geventhttpclient checks a pooled
 socket's liveness with gevent's ``select(..., 0)``, which yields on purpose (``sleep(0)``); the
 pools here check it with the original ``poll`` instead (:func:`_alive_now`, same test, no yield).
-A new connection made inside that window costs its
-name lookup (geventhttpclient asks gevent's resolver, a thread pool, on every connect: 30 ms median
-for the first requests of 64 users spawned at once, measured against the server's kernel receive
-time in ``benchmarks/loadgen_accuracy.py``) and its connect's trip round the gevent loop. So the
-target's address is looked up once per process (:func:`resolve_target`, before the load) and a
-closed-loop user opens its connection before its first request (:meth:`RawConnection.open`).
+A new connection made inside that window costs its name lookup (geventhttpclient asks gevent's
+resolver, a thread pool, on every connect: 30 ms median for the first requests of 64 users spawned
+at once, measured against the server's kernel receive time in ``benchmarks/loadgen_accuracy.py``)
+and its connect's trip round the gevent loop. So the target's address is looked up once per
+process (:func:`resolve_target`, before the load) and a closed-loop user opens its connection
+before its first request (:meth:`RawConnection.open`).
 """
 
 from __future__ import annotations
