@@ -139,8 +139,9 @@ def read_parquet(
     path: str | os.PathLike[str], columns: list[str] | None = None, read_dictionary: list[str] | None = None
 ) -> pa.Table:
     """One Parquet file of the run as a table. Through ``ParquetFile``: ``pq.read_table`` imports
-    ``pyarrow.dataset`` on its first call (0.5 s of every `satscope run` and report). A column the
-    file lacks raises ValueError, as ``read_table`` does (``ParquetFile.read`` would skip it)."""
+    ``pyarrow.dataset`` on its first call (0.5 s of every `satscope run` and report), and opens the
+    path twice, so a publish in between mixes two versions; this opens it once. A column the file
+    lacks raises ValueError, as ``read_table`` does (``ParquetFile.read`` would skip it)."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path, read_dictionary=read_dictionary) as parquet:

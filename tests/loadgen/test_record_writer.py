@@ -143,7 +143,10 @@ def test_a_run_publishes_a_readable_prefix_as_it_goes_and_holds_only_recent_reco
         seen: list[list[str]] = []
         while proc.poll() is None:  # read while the run goes: every read a valid file
             if requests.exists():
-                ids = pq.read_table(requests, columns=["request_id"]).column(0).to_pylist()
+                # opened once: pq.read_table(path) opens it twice (schema, then data) and may meet two
+                # publishes (docs/run-format.md, atomic writes)
+                with requests.open("rb") as f:
+                    ids = pq.read_table(f, columns=["request_id"]).column(0).to_pylist()
                 if ids and (not seen or len(ids) != len(seen[-1])):
                     seen.append(ids)
             time.sleep(0.2)
