@@ -10,7 +10,7 @@ arrivals than its rate. So the search sorts a level three ways:
 
 - **overloaded**: short by the allowance and ``OVERLOAD_NOISES`` count noises more. No fluctuation
   of a stable level explains that much (``benchmarks/search_judge.py`` simulates four slots and 5 s
-  Poisson levels: at one noise more, 8 searches in 300 ended below the capacity, at two none); its
+  Poisson levels: with ``--overload-noises 1``, 8 searches in 300 missed the capacity, at two none); its
   server was busy throughout, so the rate it completed is the server's capacity as measured (a busy
   server completes at its capacity whatever is offered);
 - **short**: over the allowance but within the noise of it: the point rule would call it saturated;
