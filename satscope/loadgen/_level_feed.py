@@ -71,7 +71,7 @@ class LevelFeed:
 
     def apply(self, data: dict[str, Any]) -> None:
         """A ``satscope_level`` message, its times moved onto this process's clock."""
-        offset = 0.0 if data["host"] == socket.gethostname() else data["now"] - time.perf_counter()
+        offset = clock_offset(data)
         if data["end"] is not None:
             self.finish(data["end"] - offset)
         else:
@@ -81,6 +81,18 @@ class LevelFeed:
         self.version += 1
         changed, self._changed = self._changed, Event()  # the waiters hold the old one: set for good
         changed.set()
+
+
+def clock_stamp() -> dict[str, Any]:
+    """This process's host and clock now, sent with a message whose times the receiver moves onto its
+    own clock (:func:`clock_offset`)."""
+    return {"host": socket.gethostname(), "now": time.perf_counter()}
+
+
+def clock_offset(data: dict[str, Any]) -> float:
+    """The sender's clock minus this process's, from a message carrying :func:`clock_stamp`: its time
+    ``t`` is ``t - offset`` here (0 on one host, where every process reads one monotonic clock)."""
+    return 0.0 if data["host"] == socket.gethostname() else data["now"] - time.perf_counter()
 
 
 def level_message(run: SearchRun, origin_s: float) -> dict[str, Any]:
@@ -94,7 +106,7 @@ def announce(run: SearchRun, origin_s: float, local: LevelFeed | None, runner: A
     """Tell the dispatchers of an open-loop search what the search just decided."""
     if run.kind != "open":
         return
-    data = {**level_message(run, origin_s), "host": socket.gethostname(), "now": time.perf_counter()}
+    data = {**level_message(run, origin_s), **clock_stamp()}
     if local is not None:
         local.apply(data)
     elif runner is not None:
@@ -127,11 +139,11 @@ class DispatchLog:
         arrival is logged once sent, so the log is complete up to the message's ``now``."""
         new = self.times[self._sent :]
         self._sent = len(self.times)
-        return {"times": new.tobytes(), "host": socket.gethostname(), "now": time.perf_counter(), "sender": sender}
+        return {"times": new.tobytes(), "sender": sender, **clock_stamp()}
 
     def apply(self, data: dict[str, Any]) -> None:
         """A worker's ``satscope_dispatches`` message, its times moved onto this process's clock."""
-        offset = 0.0 if data["host"] == socket.gethostname() else data["now"] - time.perf_counter()
+        offset = clock_offset(data)
         times = array("d")
         times.frombytes(data["times"])
         self.times.extend(t - offset for t in times)

@@ -9,7 +9,6 @@ offers both classes and the master's shape decides which one is spawned.
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 from locust.user.task import LOCUST_STATE_STOPPING
 
-from satscope.loadgen._level_feed import DISPATCH_MESSAGE, LEVEL_MESSAGE, SEND_EVERY_S
+from satscope.loadgen._level_feed import DISPATCH_MESSAGE, LEVEL_MESSAGE, SEND_EVERY_S, clock_offset
 from satscope.loadgen._process import LoadgenProcess, Outcome
 from satscope.loadgen.conversation import SessionSlot
 from satscope.loadgen.search import SearchRun
@@ -42,8 +41,7 @@ class ProcessHolder:
 
     def set_origin(self, data: dict) -> None:
         """The master's ``satscope_origin`` message (sent before any spawn), onto this clock."""
-        same_host = data["host"] == socket.gethostname()
-        self.origin = data["origin"] - (0.0 if same_host else data["now"] - time.perf_counter())
+        self.origin = data["origin"] - clock_offset(data)
 
 
 def make_user_classes(holder: ProcessHolder, fire: Callable[[Outcome], None]) -> dict[str, type[User]]:

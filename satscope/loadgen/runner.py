@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import zlib
@@ -31,6 +30,7 @@ import gevent
 import locust.stats
 from locust.env import Environment
 
+from satscope.loadgen._level_feed import clock_offset, clock_stamp
 from satscope.loadgen._process import LoadgenProcess, Outcome
 from satscope.loadgen._record_pipe import RecordPipe
 from satscope.loadgen._user import ORIGIN_MESSAGE, ProcessHolder, make_search_shape, make_shape, make_user_classes
@@ -350,8 +350,7 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int, keep_
                 "index": index,
                 "share": 1.0 / expect,
                 "quota": request_quota(cfg.max_requests, index, expect),
-                "host": socket.gethostname(),
-                "now": time.perf_counter(),
+                **clock_stamp(),
             },
             client_id=client_id,
         )
@@ -361,8 +360,7 @@ def run_master(cfg: LoadgenConfig, bind_host: str, port: int, expect: int, keep_
     run.origin = shape.start_time
     # the shape's start, before any spawn message (the shape's greenlet has not run yet): a worker's
     # open-loop dispatcher times its arrivals from it, not from its own start (7-23 ms later, unequal)
-    origin = {"origin": run.origin, "host": socket.gethostname(), "now": time.perf_counter()}
-    runner.send_message(ORIGIN_MESSAGE, origin)
+    runner.send_message(ORIGIN_MESSAGE, {"origin": run.origin, **clock_stamp()})
     emit("start", shape_origin_s=run.origin, workers=expect)
     run.loop_until_stopped()
     deadline = time.monotonic() + _FINAL_WAIT_S
@@ -383,8 +381,7 @@ def run_worker(master_host: str, port: int, name: str | None) -> None:
         data = msg.data
         cfg = LoadgenConfig(**data["config"])
         worker = name or f"w{data['index']}"
-        same_host = data["host"] == socket.gethostname()
-        state["offset"] = 0.0 if same_host else data["now"] - time.perf_counter()
+        state["offset"] = clock_offset(data)
         holder.proc = LoadgenProcess(
             cfg,
             worker,
